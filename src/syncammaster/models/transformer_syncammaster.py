@@ -25,6 +25,7 @@ import torch.nn as nn
 from diffusers.configuration_utils import register_to_config
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import (
     WanAttention,
@@ -32,6 +33,9 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformer3DModel,
     WanTransformerBlock,
 )
+
+# ``ModelMixin`` is imported above because diffusers' pipeline loader resolves a custom component's base class by
+# looking it up in the module that defines the component (``model_index.json`` names this module).
 
 # Every released Wan2.1 size uses 128-dimensional attention heads (1.3B: 12 heads, 14B: 40 heads).
 WAN_ATTENTION_HEAD_DIM = 128
@@ -260,7 +264,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         if not_mvs or unexpected:
             raise CheckpointError(f"base Wan model does not fit: missing {not_mvs[:5]}, unexpected {unexpected[:5]}")
         model.initialize_mvs_from_base()
-        return model.to(base.dtype)
+        return model if base.dtype == model.dtype else model.to(base.dtype)
 
     def initialize_mvs_from_base(self) -> None:
         """Re-initialises every block's MVS module from the block itself (see the block's method)."""

@@ -1,0 +1,297 @@
+"""The ``syncammaster`` command: generate, cameras, convert.
+
+Every failure ends in one line on stderr (``syncammaster <command>: error: ...``) and a non-zero exit code; a failed
+command leaves its output folder as it found it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument prints a single line instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def default_model_dir() -> Path:
+    """The small SynCamMaster shipped inside the package."""
+    return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
+
+
+# ---------------------------------------------------------------------- argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _positive_int(text)
+    if value % 16:
+        lower = max(16, value // 16 * 16)
+        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 16; try {lower} or {lower + 16}")
+    return value
+
+
+def _frame_count(text: str) -> int:
+    value = _positive_int(text)
+    if (value - 1) % 4:
+        lower = (value - 1) // 4 * 4 + 1
+        raise argparse.ArgumentTypeError(f"{value} is not of the form 4k+1; try {lower} or {lower + 4}")
+    return value
+
+
+# ---------------------------------------------------------------------- generate
+
+
+def _load_pipeline(args):
+    import torch
+
+    from .pipeline import SynCamMasterPipeline
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32, "fp32": torch.float32,
+             "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    if args.wan is not None:
+        if args.model is not None:
+            raise CommandError("give either --model or --wan (with --checkpoint), not both")
+        pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+    else:
+        if args.checkpoint is not None:
+            raise CommandError("--checkpoint needs --wan WAN_FOLDER (the Wan2.1-T2V diffusers folder it extends)")
+        model_dir = Path(args.model) if args.model is not None else default_model_dir()
+        if not (model_dir / "model_index.json").is_file():
+            if args.model is None:
+                raise CommandError(
+                    "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
+                    "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
+                )
+            raise CommandError(f"{model_dir} is not a SynCamMaster model folder (no model_index.json)")
+        pipe = SynCamMasterPipeline.from_pretrained(model_dir, dtype=dtype)
+    if args.cpu_offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if args.vae_tiling:
+        pipe.vae.enable_tiling()
+    return pipe
+
+
+def _check_out_dir_free(out: Path, rig) -> None:
+    """Fails before any work if the scene files would clash with files already in ``out``."""
+    targets = [out / "videos" / f"{name}.mp4" for name in rig.names]
+    targets += [out / "cameras" / "camera_extrinsics.json", out / "grid.mp4", out / "rig.png"]
+    clash = next((t for t in targets if t.exists()), None)
+    if clash is not None:
+        raise CommandError(f"{clash} already exists; choose another --out folder (existing files are never replaced)")
+
+
+def cmd_generate(args) -> None:
+    import numpy as np
+
+    from .cameras import CameraRig
+    from .scene import Scene
+
+    rig = CameraRig.load(args.rig, num_views=args.views)
+    out = Path(args.out)
+    _check_out_dir_free(out, rig)
+    pipe = _load_pipeline(args)
+    pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
+    result = pipe(
+        prompt=args.prompt,
+        rig=rig,
+        negative_prompt=args.negative_prompt,
+        height=args.height,
+        width=args.width,
+        num_frames=args.frames,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        sync=not args.no_sync,
+        output_type="np",
+    )
+    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
+    rig_png = io.BytesIO()
+    rig.plot(rig_png, title=f"{rig.num_views} cameras: {args.rig}")
+    scene = Scene(
+        videos=videos,
+        rig=rig,
+        intrinsics=pipe.training_intrinsics(args.width, args.height),
+        prompt=args.prompt,
+        fps=args.fps,
+    )
+    scene.write(out, grid=True, extra_files={"rig.png": rig_png.getvalue()})
+    if not args.quiet:
+        print(f"wrote {rig.num_views} videos of {args.frames} frames at {args.width}x{args.height} to {out}/")
+
+
+# ---------------------------------------------------------------------- cameras
+
+
+def cmd_cameras(args) -> None:
+    from .cameras import CameraRig, list_presets
+
+    if args.rig is None:
+        if args.plot or args.export or args.views:
+            raise CommandError("--plot, --export and --views need --rig PRESET_OR_JSON")
+        width = max(len(name) for name in list_presets())
+        for name, description in list_presets().items():
+            print(f"{name:<{width}}  {description}")
+        return
+    rig = CameraRig.load(args.rig, num_views=args.views)
+    print(rig)
+    for target in (args.plot, args.export):
+        if target is not None and Path(target).exists():
+            raise CommandError(f"{target} already exists; choose another file name")
+    if args.plot:
+        rig.plot(args.plot, title=f"{rig.num_views} cameras: {args.rig}")
+        print(f"wrote {args.plot}")
+    if args.export:
+        rig.to_syncamvideo_json(args.export, num_frames=args.frames)
+        print(f"wrote {args.export}")
+
+
+# ---------------------------------------------------------------------- convert
+
+
+def cmd_convert(args) -> None:
+    import shutil
+
+    import torch
+
+    from .models import SynCamMasterTransformer3DModel
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent if out.parent.exists() else None))
+    try:
+        if args.wan is not None:
+            from .pipeline import SynCamMasterPipeline
+
+            pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+            pipe.save_pretrained(staging)
+        else:
+            model = SynCamMasterTransformer3DModel.from_official_checkpoint(
+                args.checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
+            )
+            model.save_pretrained(staging)
+        out.mkdir(parents=True, exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="syncammaster",
+        description="SynCamMaster: a text prompt and N cameras -> N synchronized, 3D-consistent videos.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
+    commands.required = True
+
+    gen = commands.add_parser("generate", help="generate one video per camera of a rig (writes a scene folder)")
+    gen.add_argument("--prompt", required=True, help="the caption of the scene")
+    gen.add_argument("--rig", default="arc", help="a preset (see 'syncammaster cameras') or a camera_extrinsics.json")
+    gen.add_argument("--views", type=_positive_int, default=None, help="use the first N cameras of the rig")
+    gen.add_argument("--frames", type=_frame_count, default=17, help="video frames, 4k+1 (default 17)")
+    gen.add_argument("--height", type=_size, default=128, help="pixels, a multiple of 16 (default 128)")
+    gen.add_argument("--width", type=_size, default=128, help="pixels, a multiple of 16 (default 128)")
+    gen.add_argument("--steps", type=_positive_int, default=50, help="denoising steps (default 50)")
+    gen.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5.0)")
+    gen.add_argument("--negative-prompt", default=None, help="negative caption (default: Wan's)")
+    gen.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+    gen.add_argument("--out", required=True, help="output scene folder")
+    gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
+    gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
+    gen.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
+    gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
+    gen.add_argument("--fps", type=float, default=15.0, help="frame rate of the written videos (default 15)")
+    gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    gen.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                     help="model precision (default: bf16 on GPU, fp32 on CPU)")
+    gen.add_argument("--cpu-offload", action="store_true", help="keep only the running model on the GPU")
+    gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less memory for large videos)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    gen.set_defaults(func=cmd_generate)
+
+    cams = commands.add_parser("cameras", help="list the rig presets, or show / plot / export one rig")
+    cams.add_argument("--rig", default=None, help="a preset or a camera_extrinsics.json")
+    cams.add_argument("--views", type=_positive_int, default=None, help="use the first N cameras")
+    cams.add_argument("--plot", default=None, metavar="FILE.png", help="draw the cameras to a PNG")
+    cams.add_argument("--export", default=None, metavar="FILE.json", help="write a SynCamVideo camera_extrinsics.json")
+    cams.add_argument("--frames", type=_positive_int, default=1, help="frames written by --export (default 1)")
+    cams.set_defaults(func=cmd_cameras)
+
+    conv = commands.add_parser("convert", help="released checkpoint -> diffusers folder")
+    conv.add_argument("checkpoint", help="released SynCamMaster checkpoint (step20000.ckpt)")
+    conv.add_argument("--out", required=True, help="output folder (new or empty)")
+    conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components: a pipeline")
+    conv.add_argument("--heads", type=_positive_int, default=None, help="attention heads (default: width / 128)")
+    conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
+    conv.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .cameras import CameraError
+    from .models import CheckpointError
+    from .scene import SceneError
+
+    try:
+        args.func(args)
+    except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError) as error:
+        print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"syncammaster {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

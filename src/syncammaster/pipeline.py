@@ -1,0 +1,352 @@
+"""SynCamMasterPipeline: a text prompt and a rig of V cameras -> V synchronized videos of one scene.
+
+Wan2.1's text-to-video pipeline (diffusers' ``WanPipeline``: UMT5 prompt encoding, ``AutoencoderKLWan``, flow
+matching) with the SynCamMaster transformer, whose multi-view synchronization module makes the V videos agree.
+Sampling defaults reproduce the released SynCamMaster inference: Euler flow matching, 50 steps, sigma shift 5,
+classifier-free guidance 5.0, Wan's negative prompt, 512 text tokens.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+from .cameras import CameraRig, Intrinsics
+from .models import SynCamMasterTransformer3DModel
+
+# Wan2.1's default negative prompt (the one the released SynCamMaster inference uses).
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+    "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
+    "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+# Wan pads every prompt to 512 UMT5 tokens; the padded tokens still pass through the text projection, so the
+# sequence length changes the result and must match what the model was trained with.
+T5_CONTEXT_TOKEN_NUMBER = 512
+# Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
+SAMPLE_SHIFT = 5.0
+# SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
+SYNCAMVIDEO_FOCAL_PER_SIDE = 24.0 / 23.76
+
+
+@dataclass
+class SynCamMasterPipelineOutput(BaseOutput):
+    """Output of ``SynCamMasterPipeline``.
+
+    Args:
+        videos: one video per (prompt, view). ``np``: float array (B, V, T, H, W, 3) in [0, 1]; ``pt``: tensor
+            (B, V, T, 3, H, W) in [0, 1]; ``pil``: nested lists [prompt][view][frame] of PIL images; ``latent``:
+            the latents (B*V, C, F, h, w), view-major.
+    """
+
+    videos: Any
+
+
+class SynCamMasterPipeline(WanPipeline):
+    """Text + camera rig -> one video per camera, synchronized and 3D-consistent.
+
+    Components: ``tokenizer`` and ``text_encoder`` (UMT5), ``transformer`` (``SynCamMasterTransformer3DModel``),
+    ``vae`` (``AutoencoderKLWan``), ``scheduler`` (flow matching; ``FlowMatchEulerDiscreteScheduler`` with shift 5
+    reproduces the release). ``focal_length_per_side`` records the intrinsics of the model's training data:
+    fx = fy = focal_length_per_side * max(W, H) pixels, principal point at the image centre.
+
+    Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
+    plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = []
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        tokenizer,
+        text_encoder,
+        transformer: SynCamMasterTransformer3DModel,
+        vae: AutoencoderKLWan,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        focal_length_per_side: float = SYNCAMVIDEO_FOCAL_PER_SIDE,
+    ):
+        DiffusionPipeline.__init__(self)
+        self.register_modules(
+            tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler
+        )
+        self.register_to_config(focal_length_per_side=float(focal_length_per_side))
+        self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
+        self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_wan(
+        cls,
+        wan_folder: str | os.PathLike,
+        checkpoint: str | os.PathLike | None = None,
+        torch_dtype: torch.dtype = torch.bfloat16,
+        vae_dtype: torch.dtype = torch.float32,
+    ) -> SynCamMasterPipeline:
+        """A Wan2.1-T2V diffusers folder (tokenizer/, text_encoder/, vae/, transformer/) + a released checkpoint.
+
+        With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros / copies), the
+        starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
+        """
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        wan_folder = Path(wan_folder)
+        absent = [name for name in ("tokenizer", "text_encoder", "vae") if not (wan_folder / name).is_dir()]
+        if absent:
+            raise FileNotFoundError(
+                f"{wan_folder} is not a Wan2.1 diffusers folder (no {', '.join(absent)}/); download "
+                "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (or -14B-Diffusers) and pass its folder"
+            )
+        if checkpoint is not None:
+            # The Wan folder's transformer config names the head count; otherwise it is inferred (width / 128).
+            config_file = wan_folder / "transformer" / "config.json"
+            heads = json.loads(config_file.read_text()).get("num_attention_heads") if config_file.is_file() else None
+            transformer = SynCamMasterTransformer3DModel.from_official_checkpoint(
+                checkpoint, torch_dtype=torch_dtype, num_attention_heads=heads
+            )
+        else:
+            from diffusers import WanTransformer3DModel
+
+            base = WanTransformer3DModel.from_pretrained(wan_folder, subfolder="transformer", dtype=torch_dtype)
+            transformer = SynCamMasterTransformer3DModel.from_wan(base)
+        return cls(
+            tokenizer=AutoTokenizer.from_pretrained(wan_folder / "tokenizer"),
+            text_encoder=UMT5EncoderModel.from_pretrained(wan_folder / "text_encoder", dtype=torch_dtype),
+            transformer=transformer,
+            vae=AutoencoderKLWan.from_pretrained(wan_folder, subfolder="vae", dtype=vae_dtype),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLE_SHIFT),
+        )
+
+    def training_intrinsics(self, width: int, height: int) -> Intrinsics:
+        """Pixel intrinsics of a (width x height) video under the camera model the transformer was trained with."""
+        focal = self.config.focal_length_per_side * max(width, height)
+        return Intrinsics(width=width, height=height, fx=focal, fy=focal, cx=width / 2, cy=height / 2)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        height: int,
+        width: int,
+        num_frames: int,
+        num_inference_steps: int,
+    ) -> None:
+        if not isinstance(prompt, str) and not (
+            isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt)
+        ):
+            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}")
+        if negative_prompt is not None and not isinstance(negative_prompt, (str, list)):
+            raise ValueError(f"`negative_prompt` must be a string or a list of strings, got {negative_prompt!r}")
+        multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
+        for name, value in (("height", height), ("width", width)):
+            if value < multiple or value % multiple:
+                lower = max(multiple, value // multiple * multiple)
+                raise ValueError(
+                    f"`{name}`={value} is not a positive multiple of {multiple}; nearest valid: {lower} or "
+                    f"{lower + multiple}"
+                )
+        stride = self.vae_scale_factor_temporal
+        if num_frames < 1 or (num_frames - 1) % stride:
+            lower = max(1, (num_frames - 1) // stride * stride + 1)
+            raise ValueError(
+                f"`num_frames`={num_frames} is not of the form {stride}k+1; nearest valid: {lower} or {lower + stride}"
+            )
+        if num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be >= 1, got {num_inference_steps}")
+
+    def camera_embedding_for(self, rig: CameraRig | torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(V, F_latent, 12) relative camera embedding of a rig (or an embedding given directly), checked."""
+        if isinstance(rig, CameraRig):
+            camera_embedding = rig.embedding(num_frames, temporal_stride=self.vae_scale_factor_temporal)
+        elif isinstance(rig, torch.Tensor):
+            camera_embedding = rig.float()
+        else:
+            raise ValueError(f"`rig` must be a CameraRig or a (V, F, 12) camera embedding, got {type(rig).__name__}")
+        latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        if camera_embedding.ndim != 3 or camera_embedding.shape[1:] != (latent_frames, 12):
+            raise ValueError(
+                f"camera embedding has shape {tuple(camera_embedding.shape)}; {num_frames} frames need "
+                f"(V, {latent_frames}, 12)"
+            )
+        if not torch.isfinite(camera_embedding).all():
+            raise ValueError("camera embedding holds NaN or infinite values; check the rig's matrices")
+        return camera_embedding
+
+    # ------------------------------------------------------------------ sampling
+
+    def _set_flow_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
+        """The released schedule: sigmas linspace(1, 0, n + 1)[:-1], shifted by the scheduler's shift."""
+        accepts_sigmas = "sigmas" in inspect.signature(self.scheduler.set_timesteps).parameters
+        if accepts_sigmas:
+            sigmas = np.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]
+            self.scheduler.set_timesteps(sigmas=sigmas, device=device)
+        else:
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
+        return self.scheduler.timesteps
+
+    def prepare_latents(
+        self,
+        batch_views: int,
+        num_channels: int,
+        height: int,
+        width: int,
+        num_frames: int,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+    ) -> torch.Tensor:
+        """Gaussian noise (B*V, C, F_latent, H/8, W/8) in float32, one draw for all views (as the release does)."""
+        shape = (
+            batch_views,
+            num_channels,
+            (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (N, C, F, h, w) -> videos (N, 3, T, H, W) in [-1, 1], decoded one video at a time."""
+        vae_device = next(self.vae.parameters()).device
+        z_dim = self.vae.config.z_dim
+        mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
+        std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
+        videos = []
+        for index in range(latents.shape[0]):
+            latent = latents[index : index + 1].to(vae_device, self.vae.dtype) * std + mean
+            videos.append(self.vae.decode(latent, return_dict=False)[0].float().cpu())
+        return torch.cat(videos)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        rig: CameraRig | torch.Tensor,
+        negative_prompt: str | list[str] | None = WAN_NEGATIVE_PROMPT,
+        height: int = 480,
+        width: int = 832,
+        num_frames: int = 81,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 5.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        seed: int | None = None,
+        sync: bool = True,
+        output_type: str = "np",
+        return_dict: bool = True,
+        max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
+        callback_on_step_end=None,
+    ) -> SynCamMasterPipelineOutput | tuple:
+        """Generates one video per camera of ``rig`` for each prompt.
+
+        Args:
+            prompt: a caption, or a list of B captions (each gets its own V synchronized videos).
+            rig: the cameras (``CameraRig``, static or one pose per frame), or an embedding (V, F_latent, 12).
+            negative_prompt: guidance's negative caption (Wan's default); ``None`` means an empty one.
+            height, width: pixels, multiples of 16. num_frames: 4k + 1.
+            num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none).
+            generator / seed: noise source; the same seed gives the same videos.
+            sync: ``False`` bypasses the multi-view synchronization module (views generated independently).
+            output_type: "np", "pt", "pil" or "latent" (see ``SynCamMasterPipelineOutput``).
+            callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
+        """
+        # 1. Check inputs
+        self.check_inputs(prompt, negative_prompt, height, width, num_frames, num_inference_steps)
+        camera_embedding = self.camera_embedding_for(rig, num_frames)
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"`output_type` must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        batch_size, num_views = len(prompts), camera_embedding.shape[0]
+        if generator is None and seed is not None:
+            generator = torch.Generator("cpu").manual_seed(seed)
+        device = self._execution_device
+        do_cfg = guidance_scale > 1.0
+        if isinstance(negative_prompt, str) or negative_prompt is None:
+            negative_prompt = [negative_prompt or ""] * batch_size
+
+        # 2. Encode the prompts once; each prompt's embedding is shared by its V views.
+        prompt_embeds, negative_embeds = self.encode_prompt(
+            prompts,
+            negative_prompt,
+            do_classifier_free_guidance=do_cfg,
+            max_sequence_length=max_sequence_length,
+            device=device,
+        )
+        transformer_dtype = self.transformer.dtype
+        context = prompt_embeds.to(transformer_dtype).repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
+        if do_cfg:
+            negative_context = negative_embeds.to(transformer_dtype).repeat_interleave(num_views, dim=0)
+            context = torch.cat([negative_context, context])  # (2*B*V, L, text_dim): unconditional first
+
+        # 3. Cameras: the same rig for every prompt, view-major.
+        cameras = camera_embedding.to(device, transformer_dtype).repeat(batch_size * (2 if do_cfg else 1), 1, 1)
+
+        # 4. Timesteps and initial noise
+        timesteps = self._set_flow_timesteps(num_inference_steps, device)
+        latents = self.prepare_latents(
+            batch_size * num_views,
+            self.transformer.config.in_channels,
+            height,
+            width,
+            num_frames,
+            device,
+            generator,
+        )  # (B*V, C, F, h, w)
+
+        # 5. Denoise: conditional and unconditional passes batched in one forward.
+        self._num_timesteps = len(timesteps)
+        self.scheduler.set_begin_index(0)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for step, t in enumerate(timesteps):
+                model_input = torch.cat([latents, latents]) if do_cfg else latents
+                # The released model was trained and sampled with timesteps in the model's dtype.
+                timestep = t.to(transformer_dtype).float().expand(model_input.shape[0])
+                velocity = self.transformer(
+                    model_input.to(transformer_dtype),
+                    timestep,
+                    context,
+                    camera_embedding=cameras if sync else None,
+                    num_views=num_views,
+                    return_dict=False,
+                )[0].float()
+                if do_cfg:
+                    uncond, cond = velocity.chunk(2)
+                    velocity = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    outputs = callback_on_step_end(self, step, t, {"latents": latents})
+                    latents = (outputs or {}).get("latents", latents)
+                progress_bar.update()
+
+        # 6. Decode each view's video separately (bounded VAE memory) and arrange as (B, V, ...).
+        if output_type == "latent":
+            videos = latents
+        else:
+            decoded = self.decode_latents(latents)  # (B*V, 3, T, H, W) in [-1, 1]
+            videos = self.video_processor.postprocess_video(decoded, output_type=output_type)
+            if output_type == "pil":
+                videos = [videos[b * num_views : (b + 1) * num_views] for b in range(batch_size)]
+            elif output_type == "np":
+                videos = videos.reshape(batch_size, num_views, *videos.shape[1:])  # (B, V, T, H, W, 3)
+            else:
+                videos = videos.unflatten(0, (batch_size, num_views))  # (B, V, T, 3, H, W)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (videos,)
+        return SynCamMasterPipelineOutput(videos=videos)
