@@ -142,11 +142,17 @@ def reference_forward(sd, cfg: RefConfig, latents, timestep, context, camera, nu
     half = cfg.freq_dim // 2
     angles = timestep.double()[:, None] * torch.pow(10000.0, -torch.arange(half, dtype=torch.float64) / half)
     sinusoid = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).float()  # (B*V, freq_dim)
-    t = F.linear(F.silu(F.linear(sinusoid, sd["time_embedding.0.weight"], sd["time_embedding.0.bias"])),
-                 sd["time_embedding.2.weight"], sd["time_embedding.2.bias"])  # (B*V, D)
+    t = F.linear(
+        F.silu(F.linear(sinusoid, sd["time_embedding.0.weight"], sd["time_embedding.0.bias"])),
+        sd["time_embedding.2.weight"],
+        sd["time_embedding.2.bias"],
+    )  # (B*V, D)
     t_mod = F.linear(F.silu(t), sd["time_projection.1.weight"], sd["time_projection.1.bias"]).reshape(bv, 6, d)
-    ctx = F.linear(F.gelu(F.linear(context, sd["text_embedding.0.weight"], sd["text_embedding.0.bias"]),
-                          approximate="tanh"), sd["text_embedding.2.weight"], sd["text_embedding.2.bias"])
+    ctx = F.linear(
+        F.gelu(F.linear(context, sd["text_embedding.0.weight"], sd["text_embedding.0.bias"]), approximate="tanh"),
+        sd["text_embedding.2.weight"],
+        sd["text_embedding.2.bias"],
+    )
 
     x = F.conv3d(latents, sd["patch_embedding.weight"], sd["patch_embedding.bias"], stride=cfg.patch)
     x = x.flatten(2).transpose(1, 2)  # (B*V, F*H*W, D)
@@ -175,12 +181,16 @@ def reference_forward(sd, cfg: RefConfig, latents, timestep, context, camera, nu
         y = F.layer_norm(x, (d,), sd[p + "norm3.weight"], sd[p + "norm3.bias"], eps=cfg.eps)
         x = x + _attention(sd, p + "cross_attn.", y, ctx, heads, cfg.eps)
         y = F.layer_norm(x, (d,), eps=cfg.eps) * (1 + scale_mlp) + shift_mlp
-        ffn = F.linear(F.gelu(F.linear(y, sd[p + "ffn.0.weight"], sd[p + "ffn.0.bias"]), approximate="tanh"),
-                       sd[p + "ffn.2.weight"], sd[p + "ffn.2.bias"])
+        ffn = F.linear(
+            F.gelu(F.linear(y, sd[p + "ffn.0.weight"], sd[p + "ffn.0.bias"]), approximate="tanh"),
+            sd[p + "ffn.2.weight"],
+            sd[p + "ffn.2.bias"],
+        )
         x = x + gate_mlp * ffn
 
     shift, scale = (sd["head.modulation"] + t[:, None, :]).chunk(2, dim=1)
-    x = F.linear(F.layer_norm(x, (d,), eps=cfg.eps) * (1 + scale) + shift, sd["head.head.weight"],
-                 sd["head.head.bias"])  # (B*V, F*H*W, pt*ph*pw*C)
+    x = F.linear(
+        F.layer_norm(x, (d,), eps=cfg.eps) * (1 + scale) + shift, sd["head.head.weight"], sd["head.head.bias"]
+    )  # (B*V, F*H*W, pt*ph*pw*C)
     x = x.reshape(bv, f, h, w, pt, ph, pw, cfg.out_channels)
     return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(bv, cfg.out_channels, f * pt, h * ph, w * pw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import io
 import json
 import math
 from pathlib import Path
@@ -473,9 +474,10 @@ def test_arc_neighbours_are_15_degrees_apart(camera_file):
     axes = rig.c2w[:, :3, 2]
     for v in range(4):
         assert _angle_deg(axes[v], axes[v + 1]) == pytest.approx(15.0, abs=1e-9)
-    # Five arc cameras are the file's cam01..cam05 (to the file's 6 digits).
+    # Five arc cameras are the file's cam01..cam05 (to the file's 6 digits and 0.1 cm).
     file_rig = CameraRig.from_syncamvideo_json(camera_file).select(5)
-    np.testing.assert_allclose(rig.c2w, file_rig.c2w, atol=5e-6)
+    np.testing.assert_allclose(rig.c2w[:, :3, :3], file_rig.c2w[:, :3, :3], atol=1e-6)
+    np.testing.assert_allclose(rig.c2w[:, :3, 3], file_rig.c2w[:, :3, 3], atol=0.05 / 200)  # 0.05 cm
 
 
 def test_dolly_neighbours_are_half_a_unit_apart(camera_file):
@@ -490,8 +492,8 @@ def test_dolly_neighbours_are_half_a_unit_apart(camera_file):
 def test_elevation_and_orbit_angles():
     elevation = CameraRig.preset("elevation", 5)
     world_up = np.array([0.0, 0.0, 1.0])  # UE Z
-    pitches = [_angle_deg(-elevation.c2w[v, :3, 2], world_up) for v in range(5)]
-    np.testing.assert_allclose(90.0 - np.array(pitches), [0.0, -15.0, -30.0, -45.0, -60.0], atol=1e-9)
+    down_pitch = [_angle_deg(-elevation.c2w[v, :3, 2], world_up) - 90.0 for v in range(5)]  # -axis vs up: 90 - pitch
+    np.testing.assert_allclose(down_pitch, [0.0, -15.0, -30.0, -45.0, -60.0], atol=1e-9)
     assert (np.diff(elevation.c2w[:, 2, 3]) > 0).all()  # each camera higher than the last, looking down
     assert CameraRig.preset("elevation", 9).c2w[-1, 2, 2] == pytest.approx(-math.sin(math.radians(60)))
 
@@ -536,3 +538,11 @@ def test_plot_writes_png(name, tmp_path):
     CameraRig.preset(name, None if name == "syncamvideo" else 6).plot(path, title=name)
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+def test_plot_per_frame_rig_to_file_object():
+    c2w = np.repeat(CameraRig.preset("dolly", 2).c2w[:, None], 5, axis=1).copy()  # (2, 5, 4, 4)
+    c2w[:, :, 1, 3] += np.linspace(0.0, 0.5, 5)  # the cameras truck sideways
+    buffer = io.BytesIO()
+    CameraRig(c2w, intrinsics=Intrinsics.training(48, 32)).plot(buffer)
+    assert buffer.getvalue().startswith(b"\x89PNG")

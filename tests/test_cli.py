@@ -6,12 +6,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from reference_syncammaster import RefConfig, random_official_state_dict
-from tiny import CAPTIONS, tiny_pipeline
 
 from syncammaster import SynCamMasterTransformer3DModel
 from syncammaster.cli import main
 from syncammaster.scene import Scene
+
+from reference_syncammaster import RefConfig, random_official_state_dict
+from tiny import CAPTIONS, tiny_pipeline
 
 SUBCOMMANDS = ["generate", "cameras", "convert"]
 
@@ -76,12 +77,41 @@ def test_failures_are_one_line(tmp_path, capsys):
 
 def test_generate_end_to_end(model_dir, tmp_path, capsys):
     out = tmp_path / "scene"
-    argv = ["generate", "--prompt", CAPTIONS[0], "--rig", "orbit", "--views", "3", "--frames", "9", "--height", "32",
-            "--width", "48", "--steps", "2", "--seed", "4", "--out", str(out), "--model", str(model_dir)]
+    argv = [
+        "generate",
+        "--prompt",
+        CAPTIONS[0],
+        "--rig",
+        "orbit",
+        "--views",
+        "3",
+        "--frames",
+        "9",
+        "--height",
+        "32",
+        "--width",
+        "48",
+        "--steps",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+        "--model",
+        str(model_dir),
+    ]
     code, stdout, err = run(argv, capsys)
     assert code == 0, err
-    for name in ["videos/cam01.mp4", "videos/cam02.mp4", "videos/cam03.mp4", "cameras/camera_extrinsics.json",
-                 "cameras/intrinsics.json", "prompt.txt", "grid.mp4", "rig.png"]:
+    for name in [
+        "videos/cam01.mp4",
+        "videos/cam02.mp4",
+        "videos/cam03.mp4",
+        "cameras/camera_extrinsics.json",
+        "cameras/intrinsics.json",
+        "prompt.txt",
+        "grid.mp4",
+        "rig.png",
+    ]:
         assert (out / name).is_file(), name
     scene = Scene.read(out)
     assert len(scene.videos) == 3 and all(v.shape == (9, 32, 48, 3) for v in scene.videos)
@@ -94,7 +124,7 @@ def test_generate_end_to_end(model_dir, tmp_path, capsys):
     again = tmp_path / "again"
     code, _, _ = run([*argv[:-4], "--out", str(again), "--model", str(model_dir)], capsys)
     assert code == 0
-    assert all(np.array_equal(a, b) for a, b in zip(Scene.read(again).videos, scene.videos))
+    assert all(np.array_equal(a, b) for a, b in zip(Scene.read(again).videos, scene.videos, strict=True))
     before = (out / "grid.mp4").read_bytes()
     code, _, err = run(argv, capsys)
     assert code == 1 and "already exists" in err and (out / "grid.mp4").read_bytes() == before
@@ -123,8 +153,9 @@ def test_convert(tmp_path, capsys):
     cfg = RefConfig()
     torch.save(random_official_state_dict(cfg), tmp_path / "step20000.ckpt")
     out = tmp_path / "converted"
-    code, _, err = run(["convert", str(tmp_path / "step20000.ckpt"), "--out", str(out), "--heads", "2",
-                        "--dtype", "fp32"], capsys)
+    code, _, err = run(
+        ["convert", str(tmp_path / "step20000.ckpt"), "--out", str(out), "--heads", "2", "--dtype", "fp32"], capsys
+    )
     assert code == 0, err
     model = SynCamMasterTransformer3DModel.from_pretrained(out)
     assert model.config.num_layers == cfg.num_layers and model.config.num_attention_heads == 2

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from tiny import CAPTIONS, tiny_pipeline
 
 from syncammaster import CameraRig, SynCamMasterPipeline, SynCamMasterTransformer3DModel
 from syncammaster.models.transformer_syncammaster import to_official_state_dict
+
+from tiny import CAPTIONS, tiny_pipeline
 
 SIZE = {"height": 32, "width": 48, "num_frames": 9}
 
@@ -42,8 +43,7 @@ def test_batch_of_prompts_and_output_types(pipe, rig):
 
 def test_no_sync_bypasses_mvs(pipe, rig):
     synced = pipe(CAPTIONS[1], rig, num_inference_steps=2, seed=1, output_type="latent", **SIZE).videos
-    independent = pipe(CAPTIONS[1], rig, num_inference_steps=2, seed=1, output_type="latent", sync=False,
-                       **SIZE).videos
+    independent = pipe(CAPTIONS[1], rig, num_inference_steps=2, seed=1, output_type="latent", sync=False, **SIZE).videos
     assert not torch.allclose(synced, independent)
 
 

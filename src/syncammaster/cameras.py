@@ -24,10 +24,12 @@ import functools
 import importlib.resources
 import json
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -127,6 +129,10 @@ def opencv_to_ue_c2w(c2w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(c2w, -1, -2))
 
 
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
 def _format_float(x: float) -> str:
     # Shortest positional string that reads back to the same float: write -> read is exact.
     return np.format_float_positional(float(x), unique=True, trim="-")
@@ -193,12 +199,12 @@ class Intrinsics:
     def __post_init__(self) -> None:
         for key in ("width", "height"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise CameraError(f"intrinsics {key} must be a positive integer number of pixels, got {value!r}")
             setattr(self, key, int(value))
         for key in ("fx", "fy", "cx", "cy"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise CameraError(f"intrinsics {key} must be a number of pixels, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise CameraError(f"intrinsics {key} must be finite and positive, got {value!r}")
@@ -217,7 +223,16 @@ class Intrinsics:
         *shorter* output side fits, then centre-crop the longer one (1280x1280 -> 832x832 -> 480x832). The square's
         side therefore becomes max(width, height) pixels, which sets the focal length.
         """
-        focal = (SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM) * max(width, height)
+        return cls.centered(width, height, SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM)
+
+    @classmethod
+    def centered(cls, width: int, height: int, focal_per_side: float) -> Intrinsics:
+        """Square pixels, principal point at the image centre, fx = fy = focal_per_side * max(width, height).
+
+        The camera model of training data made by scaling a square render so its shorter output side fits and
+        centre-cropping the longer one: ``focal_per_side`` is the render's focal length over its side.
+        """
+        focal = focal_per_side * max(width, height)
         return cls(width, height, focal, focal, width / 2, height / 2)
 
     def scaled(self, width: int, height: int) -> Intrinsics:
@@ -305,7 +320,7 @@ class CameraRig:
 
         if names is None:
             names = _default_names(num_views)
-        names = [n for n in names] if not isinstance(names, str) else [names]
+        names = [names] if isinstance(names, str) else list(names)
         if len(names) != num_views:
             raise CameraError(f"got {len(names)} camera names for {num_views} views; give one name per view")
         for name in names:
@@ -377,7 +392,7 @@ class CameraRig:
 
     def _frames(self, num_frames: int) -> np.ndarray:
         """(V, num_frames, 4, 4): a static rig repeated, or a per-frame rig with exactly that many frames."""
-        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        if not _is_int(num_frames) or num_frames < 1:
             raise CameraError(f"the number of frames must be a positive integer, got {num_frames!r}")
         if self.is_static:
             return np.broadcast_to(self._c2w[:, None], (self.num_views, num_frames, 4, 4))
@@ -391,7 +406,7 @@ class CameraRig:
     def select(self, views: int | Sequence[int | str]) -> CameraRig:
         """A rig with the first ``views`` cameras (int), or the given names / indices in that order (list)."""
         available = ", ".join(self._names)
-        if isinstance(views, (int, np.integer)) and not isinstance(views, bool):
+        if _is_int(views):
             if not 1 <= views <= self.num_views:
                 raise CameraError(
                     f"cannot select {views} views: this rig has {self.num_views} ({available}); "
@@ -405,7 +420,7 @@ class CameraRig:
                     if view not in self._names:
                         raise CameraError(f"no camera named {view!r} in this rig; its cameras are {available}")
                     indices.append(self._names.index(view))
-                elif isinstance(view, (int, np.integer)) and not isinstance(view, bool):
+                elif _is_int(view):
                     if not 0 <= view < self.num_views:
                         raise CameraError(
                             f"view index {view} is out of range; this rig has views 0..{self.num_views - 1}"
@@ -439,22 +454,15 @@ class CameraRig:
 
         Latent frame f uses video frame f * stride; each entry is ``rel_v[:3, :4]`` flattened row-major.
         """
-        if isinstance(temporal_stride, bool) or not isinstance(temporal_stride, (int, np.integer)):
-            raise CameraError(f"temporal_stride must be a positive integer, got {temporal_stride!r}")
-        if temporal_stride < 1:
+        if not _is_int(temporal_stride) or temporal_stride < 1:
             raise CameraError(f"temporal_stride must be a positive integer, got {temporal_stride!r}")
         s = int(temporal_stride)
-        if (
-            isinstance(num_video_frames, bool)
-            or not isinstance(num_video_frames, (int, np.integer))
-            or num_video_frames < 1
-            or (num_video_frames - 1) % s != 0
-        ):
-            if isinstance(num_video_frames, (int, np.integer)) and not isinstance(num_video_frames, bool):
-                lower = max(1, (num_video_frames - 1) // s * s + 1)
+        if not _is_int(num_video_frames) or num_video_frames < 1 or (num_video_frames - 1) % s != 0:
+            if _is_int(num_video_frames):
+                lower = max(1, (num_video_frames - 1) // s * s + 1)  # the valid count at or below
                 nearest = f"use {lower} or {lower + s}" if num_video_frames > lower else f"use {lower}"
             else:
-                nearest = "use e.g. 81"
+                nearest = f"use e.g. {1 + 20 * s}"
             raise CameraError(
                 f"the number of video frames must be {s}k+1 (1, {1 + s}, {1 + 2 * s}, ...), got {num_video_frames!r}; "
                 f"{nearest}"
@@ -569,9 +577,7 @@ class CameraRig:
                 f"unknown camera preset {name!r}; choose one of {', '.join(_PRESET_DESCRIPTIONS)} "
                 "or give a path to a SynCamVideo camera_extrinsics.json"
             )
-        if num_views is not None and (
-            isinstance(num_views, bool) or not isinstance(num_views, (int, np.integer)) or num_views < 1
-        ):
+        if num_views is not None and (not _is_int(num_views) or num_views < 1):
             raise CameraError(f"num_views must be a positive integer, got {num_views!r}")
         if name in _RELEASED_PRESET_CAMERAS:
             rig = _syncamvideo_val_rig()
@@ -632,8 +638,8 @@ class CameraRig:
         names = ", ".join(self._names) if self.num_views <= 4 else f"{self._names[0]}..{self._names[-1]}"
         return f"CameraRig({views} ({names}), {frames}, baseline {baseline:.2f} units, max angle {angle:.1f} deg)"
 
-    def plot(self, path: str | Path, title: str | None = None) -> None:
-        """Save a 3D PNG of the camera frustums (frame 0; centre paths for a per-frame rig)."""
+    def plot(self, path: str | Path | BinaryIO, title: str | None = None) -> None:
+        """Save a 3D PNG of the camera frustums (frame 0; centre paths for a per-frame rig) to a path or binary file."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -702,9 +708,9 @@ class CameraRig:
             ax.set_xlabel("X forward")
             ax.set_ylabel("-Y (left)")
             ax.set_zlabel("Z up")
-        ax.view_init(elev=25, azim=-140)
+        ax.view_init(elev=20, azim=-155)  # from behind and above, as for UE (X forward, -Y left, Z up)
         ax.set_title(title if title is not None else repr(self), fontsize=9)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, format="png", dpi=120)
 
 
 def _shortest_ue_centimetres(t: np.ndarray) -> np.ndarray:

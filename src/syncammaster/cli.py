@@ -14,6 +14,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
@@ -82,8 +83,12 @@ def _load_pipeline(args):
     from .pipeline import SynCamMasterPipeline
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32, "fp32": torch.float32,
-             "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    dtype = {
+        "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
+        "fp32": torch.float32,
+        "bf16": torch.bfloat16,
+        "fp16": torch.float16,
+    }[args.dtype]
     if args.wan is not None:
         if args.model is not None:
             raise CommandError("give either --model or --wan (with --checkpoint), not both")
@@ -111,9 +116,9 @@ def _load_pipeline(args):
 
 def _check_out_dir_free(out: Path, rig) -> None:
     """Fails before any work if the scene files would clash with files already in ``out``."""
-    targets = [out / "videos" / f"{name}.mp4" for name in rig.names]
-    targets += [out / "cameras" / "camera_extrinsics.json", out / "grid.mp4", out / "rig.png"]
-    clash = next((t for t in targets if t.exists()), None)
+    from .scene import scene_files
+
+    clash = next((out / rel for rel in [*scene_files(rig.names), RIG_PLOT_FILE] if (out / rel).exists()), None)
     if clash is not None:
         raise CommandError(f"{clash} already exists; choose another --out folder (existing files are never replaced)")
 
@@ -152,7 +157,7 @@ def cmd_generate(args) -> None:
         prompt=args.prompt,
         fps=args.fps,
     )
-    scene.write(out, grid=True, extra_files={"rig.png": rig_png.getvalue()})
+    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
     if not args.quiet:
         print(f"wrote {rig.num_views} videos of {args.frames} frames at {args.width}x{args.height} to {out}/")
 
@@ -246,8 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
     gen.add_argument("--fps", type=float, default=15.0, help="frame rate of the written videos (default 15)")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    gen.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                     help="model precision (default: bf16 on GPU, fp32 on CPU)")
+    gen.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="model precision (default: bf16 on GPU, fp32 on CPU)",
+    )
     gen.add_argument("--cpu-offload", action="store_true", help="keep only the running model on the GPU")
     gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less memory for large videos)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -20,10 +20,10 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
+from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from .cameras import CameraRig, Intrinsics
+from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
 from .models import SynCamMasterTransformer3DModel
 
 # Wan2.1's default negative prompt (the one the released SynCamMaster inference uses).
@@ -38,7 +38,7 @@ T5_CONTEXT_TOKEN_NUMBER = 512
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
 SAMPLE_SHIFT = 5.0
 # SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
-SYNCAMVIDEO_FOCAL_PER_SIDE = 24.0 / 23.76
+SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 
 
 @dataclass
@@ -134,8 +134,7 @@ class SynCamMasterPipeline(WanPipeline):
 
     def training_intrinsics(self, width: int, height: int) -> Intrinsics:
         """Pixel intrinsics of a (width x height) video under the camera model the transformer was trained with."""
-        focal = self.config.focal_length_per_side * max(width, height)
-        return Intrinsics(width=width, height=height, fx=focal, fy=focal, cx=width / 2, cy=height / 2)
+        return Intrinsics.centered(width, height, self.config.focal_length_per_side)
 
     # ------------------------------------------------------------------ checks
 
@@ -223,7 +222,7 @@ class SynCamMasterPipeline(WanPipeline):
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (N, C, F, h, w) -> videos (N, 3, T, H, W) in [-1, 1], decoded one video at a time."""
-        vae_device = next(self.vae.parameters()).device
+        vae_device = get_module_execution_device(self.vae)  # honours model CPU offload hooks
         z_dim = self.vae.config.z_dim
         mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
         std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)

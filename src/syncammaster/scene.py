@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ __all__ = ["Scene", "SceneError", "read_video", "tile_videos", "write_video"]
 # error that the consistency metrics would otherwise pick up as noise.
 VIDEO_CRF = 15
 GRID_MAX_COLUMNS = 4
+DEFAULT_FPS = 15.0  # SynCamVideo's frame rate
 
 EXTRINSICS_FILE = "cameras/camera_extrinsics.json"
 INTRINSICS_FILE = "cameras/intrinsics.json"
@@ -57,6 +59,11 @@ def video_file(name: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def scene_files(camera_names: list[str]) -> list[str]:
+    """Relative paths of every file a full scene folder holds (videos, cameras, intrinsics, prompt, grid)."""
+    return [*(video_file(name) for name in camera_names), EXTRINSICS_FILE, INTRINSICS_FILE, PROMPT_FILE, GRID_FILE]
+
+
 def _check_frames(frames: np.ndarray, what: str) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
         dtype = frames.dtype if isinstance(frames, np.ndarray) else type(frames).__name__
@@ -67,14 +74,18 @@ def _check_frames(frames: np.ndarray, what: str) -> None:
         raise SceneError(f"{what} must have shape (T, H, W, 3) with T >= 1, got {frames.shape}")
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0) -> None:
+def _check_fps(fps: float, what: str) -> None:
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
+        raise SceneError(f"{what}: fps must be a positive number, got {fps!r}")
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> None:
     """Encode RGB frames (T, H, W, 3) uint8 as H.264 (libx264, yuv420p) at ``fps`` frames per second."""
     _check_frames(frames, f"video {path}")
     num_frames, height, width, _ = frames.shape
     if height % 2 or width % 2:
         raise SceneError(f"video {path} is {width}x{height}; H.264 (yuv420p) needs an even width and height")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise SceneError(f"video {path}: fps must be a positive number, got {fps!r}")
+    _check_fps(fps, f"video {path}")
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = width, height
@@ -103,7 +114,7 @@ def _read_video_with_fps(path: str | Path) -> tuple[np.ndarray, float]:
         raise SceneError(f"cannot decode video {path} ({e}); the file is empty or corrupt, write it again") from None
     if not frames:
         raise SceneError(f"video {path} has no frames; the file is empty or corrupt, write it again")
-    return np.stack(frames), float(rate) if rate else 15.0
+    return np.stack(frames), float(rate) if rate else DEFAULT_FPS  # no rate stored: assume SynCamVideo's
 
 
 def read_video(path: str | Path) -> np.ndarray:
@@ -154,7 +165,7 @@ class Scene:
     rig: CameraRig
     intrinsics: Intrinsics | None = None
     prompt: str | None = None
-    fps: float = 15.0
+    fps: float = DEFAULT_FPS
 
     def __post_init__(self) -> None:
         if self.intrinsics is None and isinstance(self.rig, CameraRig):
@@ -192,6 +203,7 @@ class Scene:
                 f"the intrinsics are for {self.intrinsics.width}x{self.intrinsics.height} images but the videos are "
                 f"{width}x{height}; scale the intrinsics to the stored videos (Intrinsics.scaled)"
             )
+        _check_fps(self.fps, "the scene")
         if self.prompt is not None and not isinstance(self.prompt, str):
             raise SceneError(f"the prompt must be a string, got {type(self.prompt).__name__}")
 
@@ -255,10 +267,10 @@ class Scene:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=anchor))
         try:
             for rel, write in writers.items():
-                path = staging / rel
+                path = staging / "new" / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write(path)
-            _move_all(staging, out_dir, list(writers))
+            _move_all(staging / "new", out_dir, list(writers), backup=staging / "replaced")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return out_dir
@@ -281,30 +293,25 @@ class Scene:
         if (scene_dir / PROMPT_FILE).is_file():
             prompt = (scene_dir / PROMPT_FILE).read_text(encoding="utf-8")
             prompt = prompt[:-1] if prompt.endswith("\n") else prompt  # the newline write() adds
-        videos, fps = [], 15.0
+        videos, rates = [], []
         for name in rig.names:
             path = scene_dir / video_file(name)
             if not path.is_file():
                 raise SceneError(f"scene {scene_dir} has no video for camera {name} ({video_file(name)} is missing)")
-            frames, rate = _read_video_with_fps(path)
+            frames, fps = _read_video_with_fps(path)
             videos.append(frames)
-            fps = rate if len(videos) == 1 else fps
-        if not rig.is_static and rig.num_frames != videos[0].shape[0]:
-            raise SceneError(
-                f"scene {scene_dir}: {EXTRINSICS_FILE} has {rig.num_frames} frames but the videos have "
-                f"{videos[0].shape[0]}; the camera file needs one pose per video frame"
-            )
+            rates.append(fps)
         if intrinsics is not None:
             rig = CameraRig(rig.c2w, rig.names, intrinsics=intrinsics, subject=rig.subject)
         try:
-            return cls(videos, rig, intrinsics, prompt, fps)
+            return cls(videos, rig, intrinsics, prompt, rates[0])
         except SceneError as e:
             raise SceneError(f"scene {scene_dir}: {e}") from None
 
 
-def _move_all(staging: Path, out_dir: Path, rel_paths: list[str]) -> None:
-    """Move staged files into ``out_dir``; on any failure put everything back as it was and re-raise."""
-    backup = staging / ".replaced"
+def _move_all(staged: Path, out_dir: Path, rel_paths: list[str], backup: Path) -> None:
+    """Move ``staged / rel`` to ``out_dir / rel`` for each path; files replaced on the way wait under ``backup``.
+    On any failure everything is put back as it was and the error re-raised."""
     created_dirs: list[Path] = []
     moved: list[Path] = []
     replaced: list[tuple[Path, Path]] = []  # (backup copy, original place)
@@ -320,7 +327,7 @@ def _move_all(staging: Path, out_dir: Path, rel_paths: list[str]) -> None:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target, saved)
                 replaced.append((saved, target))
-            os.replace(staging / rel, target)
+            os.replace(staged / rel, target)
             moved.append(target)
     except BaseException:
         for target in reversed(moved):

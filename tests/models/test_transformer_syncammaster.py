@@ -2,9 +2,10 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from reference_syncammaster import RefConfig, random_official_state_dict, reference_forward
 from syncammaster import SynCamMasterTransformer3DModel
 from syncammaster.models.transformer_syncammaster import CheckpointError, to_official_state_dict
+
+from reference_syncammaster import RefConfig, random_official_state_dict, reference_forward
 
 CFG = RefConfig()
 
