@@ -1,0 +1,176 @@
+"""Typed training configs, read from TOML files (``syncammaster train --config FILE``).
+
+One file describes one stage. Defaults reproduce the paper's SynCamMaster training of Wan2.1-T2V-1.3B (stage
+"sync": 8 GPUs x batch 1, lr 1e-5, 20k steps, bf16, DeepSpeed stage 1, 2 views at most 30 deg azimuth / 15 deg
+elevation apart, 81 frames at 480x832); the small model shipped with the package has its own files in ``configs/``.
+
+Stages:
+    text  builds the word-level tokenizer from the dataset's captions and a frozen, randomly initialised UMT5 encoder
+    vae   trains a small ``AutoencoderKLWan`` on clips of the dataset's videos
+    base  trains a Wan text-to-video transformer on single-view clips (all parameters)
+    sync  adds the multi-view synchronization module to the base and trains only it, on view groups
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Stage = Literal["text", "vae", "base", "sync"]
+STAGES = ("text", "vae", "base", "sync")
+STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3")
+
+
+@dataclass
+class TransformerConfig:
+    """A Wan transformer built from scratch (stage "base"); Wan2.1-1.3B's values by default."""
+
+    num_attention_heads: int = 12
+    attention_head_dim: int = 128
+    num_layers: int = 30
+    ffn_dim: int = 8960
+    in_channels: int = 16  # = the VAE's z_dim
+    out_channels: int = 16
+    text_dim: int = 4096  # = the text encoder's width
+    freq_dim: int = 256
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+
+
+@dataclass
+class VAEConfig:
+    """A small ``AutoencoderKLWan`` (stage "vae"): 8x spatial and 4x temporal compression as Wan's."""
+
+    base_dim: int = 24
+    z_dim: int = 16
+    dim_mult: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 1
+    kl_weight: float = 1e-6  # a light KL term keeps the latent space smooth without blurring reconstructions
+    crop_size: int = 64  # training crops (the VAE is convolutional, so crops generalise to full frames)
+    clip_frames: int = 5  # 4k+1 frames per training clip
+
+
+@dataclass
+class TextConfig:
+    """A small UMT5 encoder over a word-level caption vocabulary (stage "text")."""
+
+    d_model: int = 64
+    d_kv: int = 16
+    d_ff: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    max_vocab_size: int = 4096
+
+
+@dataclass
+class TrainConfig:
+    stage: Stage
+    data_root: str  # a SynCamVideo-layout root (metadata.csv, train/<subset>/<scene>/...)
+    output_dir: str  # checkpoints/, metrics.csv and the exported folder
+    components: str | None = None  # folder with tokenizer/, text_encoder/, vae/ (written by stages text and vae)
+    cache_dir: str | None = None  # latent / text-embedding cache (stages base and sync); default: output_dir/cache
+    base_model: str | None = None  # stage sync: folder of the trained base transformer (or a Wan diffusers folder)
+    export_dir: str | None = None  # where the result goes; default: output_dir/export
+    # Data
+    num_views: int = 2  # stage sync; stage base always uses single views
+    max_azimuth: float = 30.0  # degrees between any two views of a group (the release's sample list)
+    max_elevation: float = 15.0
+    num_frames: int = 81
+    height: int = 480
+    width: int = 832
+    max_sequence_length: int = 512
+    # Optimisation (the release: AdamW, lr 1e-5, batch 1 per GPU, 20k steps)
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    batch_size: int = 1
+    max_steps: int = 20000
+    gradient_clip: float | None = None
+    shift: float = 5.0  # flow-matching sigma shift
+    bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
+    gradient_checkpointing: bool = True
+    # Hardware
+    precision: str = "auto"  # "auto": bf16-mixed on GPU, 32-true on CPU
+    strategy: str = "auto"
+    devices: str | int = "auto"
+    num_workers: int = 2
+    # Bookkeeping
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage {self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if (self.num_frames - 1) % 4:
+            raise ValueError(f"num_frames={self.num_frames} is not of the form 4k+1")
+        if self.height % 16 or self.width % 16:
+            raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
+        if self.stage == "sync" and self.base_model is None:
+            raise ValueError("stage 'sync' needs base_model (the trained base transformer or a Wan diffusers folder)")
+        if self.stage in ("base", "sync") and self.components is None:
+            raise ValueError(f"stage {self.stage!r} needs components (the folder with tokenizer/, text_encoder/, vae/)")
+        if self.stage != "sync":
+            self.num_views = 1
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir)
+
+    @property
+    def export_path(self) -> Path:
+        return Path(self.export_dir) if self.export_dir else self.run_dir / "export"
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else self.run_dir / "cache"
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Reads a TOML config; relative paths inside it are relative to the file's folder."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config {path} is not valid TOML: {error}") from None
+    data.update(overrides or {})
+    for key in ("data_root", "output_dir", "components", "cache_dir", "base_model", "export_dir"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str((path.parent / data[key]).resolve())
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Builds a TrainConfig, naming unknown keys (a typo must not be silently ignored)."""
+    nested = {"transformer": TransformerConfig, "vae": VAEConfig, "text": TextConfig}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown keys {unknown}; known keys: {', '.join(sorted(known))}")
+    values = dict(data)
+    for key, cls in nested.items():
+        if key in values:
+            section = values[key]
+            fields = {f.name for f in dataclasses.fields(cls)}
+            bad = sorted(set(section) - fields)
+            if bad:
+                raise ValueError(f"{source}: unknown keys {bad} in [{key}]; known: {', '.join(sorted(fields))}")
+            values[key] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+    try:
+        return TrainConfig(**values)
+    except TypeError as error:
+        raise ValueError(f"{source}: {error}") from None

@@ -1,0 +1,160 @@
+"""LightningModules: the model, the loss and the optimizer, nothing else.
+
+``FlowMatchingModule`` trains a transformer by flow matching as SynCamMaster does (DESIGN section 2): x_sigma =
+(1 - sigma) x0 + sigma noise, target = noise - x0, sigmas from Wan's shifted schedule, the release's bell-shaped
+timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconstruction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from ..models import SynCamMasterTransformer3DModel
+
+NUM_TRAIN_TIMESTEPS = 1000
+
+
+class FlowSchedule:
+    """The release's training grid: 1000 shifted sigmas from 1 down to 0 (exclusive) and their loss weights."""
+
+    def __init__(self, shift: float = 5.0, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS):
+        sigmas = torch.linspace(1.0, 0.0, num_train_timesteps + 1, dtype=torch.float64)[:-1]
+        self.sigmas = (shift * sigmas / (1 + (shift - 1) * sigmas)).float()  # (1000,)
+        self.timesteps = self.sigmas * num_train_timesteps  # (1000,) in (0, 1000]
+        # Bell-shaped weight centred on the middle timestep, shifted to start at zero and normalised to mean one.
+        bell = torch.exp(-2 * ((self.timesteps - num_train_timesteps / 2) / num_train_timesteps) ** 2)
+        bell = bell - bell.min()
+        self.weights = bell * (num_train_timesteps / bell.sum())  # (1000,)
+
+
+class FlowMatchingModule(pl.LightningModule):
+    """Flow-matching training of a Wan / SynCamMaster transformer.
+
+    A batch holds ``latents`` (B, V, C, F, h, w), ``prompt_embeds`` (B, L, text_dim) and, for the SynCamMaster
+    model, ``camera`` (B, V, F, 12). All views of one prompt share one timestep (as the release samples one per
+    group). With a ``SynCamMasterTransformer3DModel`` only its MVS parameters are optimised; a plain Wan model is
+    trained whole.
+    """
+
+    def __init__(
+        self,
+        transformer: torch.nn.Module,
+        learning_rate: float = 1e-5,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        shift: float = 5.0,
+        bf16_timesteps: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.transformer = transformer
+        self.schedule = FlowSchedule(shift)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.bf16_timesteps = bf16_timesteps
+        self.seed = seed
+        self.is_multiview = isinstance(transformer, SynCamMasterTransformer3DModel)
+        if self.is_multiview:
+            transformer.freeze_base()
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        if self.is_multiview:
+            return self.transformer.mvs_parameters()
+        return list(self.transformer.parameters())
+
+    def _generator(self, batch_index: int) -> torch.Generator:
+        """Noise and timesteps depend only on (seed, step, rank): a resumed run draws what the original would."""
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        step = self.global_step if self._trainer is not None else batch_index
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1009 + rank)
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        latents = batch["latents"]  # (B, V, C, F, h, w)
+        batch_size, num_views = latents.shape[:2]
+        x0 = latents.flatten(0, 1).float()  # (B*V, C, F, h, w), view-major
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        timestep_ids = torch.randint(0, len(self.schedule.sigmas), (batch_size,), generator=generator)
+        sigma = self.schedule.sigmas[timestep_ids].repeat_interleave(num_views).to(x0.device)  # (B*V,)
+        timestep = self.schedule.timesteps[timestep_ids].repeat_interleave(num_views).to(x0.device)
+        if self.bf16_timesteps:
+            timestep = timestep.to(torch.bfloat16).float()
+        noisy = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
+        target = noise - x0
+
+        context = batch["prompt_embeds"].repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
+        dtype = next(self.transformer.parameters()).dtype
+        kwargs = {}
+        if self.is_multiview:
+            kwargs = {"camera_embedding": batch["camera"].flatten(0, 1), "num_views": num_views}  # (B*V, F, 12)
+        prediction = self.transformer(noisy.to(dtype), timestep, context.to(dtype), return_dict=False, **kwargs)[0]
+        per_group = F.mse_loss(prediction.float(), target, reduction="none").flatten(1).mean(1)  # (B*V,)
+        weights = self.schedule.weights[timestep_ids].to(x0.device)  # (B,)
+        return (per_group.view(batch_size, num_views).mean(1) * weights).mean()
+
+    def training_step(self, batch, batch_index):
+        loss = self.loss(batch, self._generator(batch_index))
+        self.log("train_loss", loss, prog_bar=True, on_step=True, batch_size=batch["latents"].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        return adamw_with_warmup(self.trainable_parameters(), self.learning_rate, self.weight_decay, self.warmup_steps)
+
+    def on_save_checkpoint(self, checkpoint):
+        # Only the trained parameters need saving for a frozen-base stage; the base is reloaded from its folder.
+        if self.is_multiview:
+            trainable = {f"transformer.{name}" for name, _ in self.transformer.named_mvs_parameters()}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def on_load_checkpoint(self, checkpoint):
+        if self.is_multiview:
+            missing = self.state_dict().keys() - checkpoint["state_dict"].keys()
+            checkpoint["state_dict"].update({k: self.state_dict()[k] for k in missing})
+
+
+class VAEModule(pl.LightningModule):
+    """Reconstruction training of an ``AutoencoderKLWan``: L1 + image-gradient L1 + a light KL term.
+
+    A batch holds ``video`` (B, 3, T, H, W) in [-1, 1]. The gradient term rewards sharp edges, which the
+    evaluation's feature matching depends on.
+    """
+
+    def __init__(self, vae, learning_rate: float = 3e-4, kl_weight: float = 1e-6, warmup_steps: int = 0):
+        super().__init__()
+        self.vae = vae
+        self.learning_rate = learning_rate
+        self.kl_weight = kl_weight
+        self.warmup_steps = warmup_steps
+
+    def loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        posterior = self.vae.encode(video).latent_dist
+        reconstruction = self.vae.decode(posterior.sample()).sample  # (B, 3, T, H, W)
+        l1 = (reconstruction - video).abs().mean()
+        edges = sum(
+            (torch.diff(reconstruction, dim=d) - torch.diff(video, dim=d)).abs().mean() for d in (3, 4)
+        )
+        kl = posterior.kl().mean() / math.prod(video.shape[1:])
+        total = l1 + edges + self.kl_weight * kl
+        return total, {"l1": l1.detach(), "edges": edges.detach(), "kl": kl.detach()}
+
+    def training_step(self, batch, batch_index):
+        total, parts = self.loss(batch["video"])
+        self.log("train_loss", total, prog_bar=True, on_step=True, batch_size=batch["video"].shape[0])
+        self.log_dict({f"train_{k}": v for k, v in parts.items()}, on_step=True, batch_size=batch["video"].shape[0])
+        return total
+
+    def configure_optimizers(self):
+        return adamw_with_warmup(self.vae.parameters(), self.learning_rate, 0.01, self.warmup_steps)
+
+
+def adamw_with_warmup(parameters, learning_rate: float, weight_decay: float, warmup_steps: int):
+    """AdamW (the release's optimizer), with an optional linear warm-up for models trained from scratch."""
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    if warmup_steps <= 0:
+        return optimizer
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,210 @@
+"""The four training stages of a SynCamMaster model (see ``config.py``), each resumable and exported on completion."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, Intrinsics
+from .config import TrainConfig
+from .modules import FlowMatchingModule, VAEModule
+from .runner import VideoClipDataset, fit, save_atomically
+
+logger = logging.getLogger(__name__)
+
+# Wan's VAE: 8x spatial, 4x temporal compression (the pipeline's size checks rely on it).
+WAN_TEMPORAL_DOWNSAMPLE = (False, True, True)
+# Clips used to measure the latent statistics written into the VAE's config.
+LATENT_STATS_CLIPS = 32
+
+
+def train(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
+    """Runs ``config.stage`` to ``max_steps`` (resuming if interrupted) and exports the result; returns its folder."""
+    stage = {"text": train_text, "vae": train_vae, "base": train_base, "sync": train_sync}[config.stage]
+    return stage(config, restart=restart, progress_bar=progress_bar)
+
+
+def _index(config: TrainConfig):
+    from ..data import SceneIndex
+
+    return SceneIndex.build(config.data_root)
+
+
+# ---------------------------------------------------------------------- text
+
+
+def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
+    """A word-level tokenizer over the dataset's captions and a frozen, randomly initialised small UMT5 encoder.
+
+    Frozen-random rather than trained: captions come from a closed vocabulary, a random UMT5 already maps each word
+    in context to a distinct, deterministic vector, and the transformer's trained cross-attention learns to read
+    them; training the encoder would need a text objective of its own for no gain in this setting.
+    """
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from ..text import build_caption_tokenizer
+
+    captions = _index(config).captions()
+    tokenizer = build_caption_tokenizer(captions, max_vocab_size=config.text.max_vocab_size,
+                                        model_max_length=config.max_sequence_length)
+    torch.manual_seed(config.seed)
+    text = config.text
+    encoder = UMT5EncoderModel(
+        UMT5Config(vocab_size=len(tokenizer), d_model=text.d_model, d_kv=text.d_kv, d_ff=text.d_ff,
+                   num_layers=text.num_layers, num_heads=text.num_heads, feed_forward_proj="gated-gelu",
+                   dropout_rate=0.0)
+    ).eval()
+
+    save_atomically(tokenizer.save_pretrained, config.export_path / "tokenizer")
+    save_atomically(encoder.save_pretrained, config.export_path / "text_encoder")
+    logger.info("text components: %d-word vocabulary, width %d", len(tokenizer), text.d_model)
+    return config.export_path
+
+
+# ---------------------------------------------------------------------- vae
+
+
+def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
+    from diffusers import AutoencoderKLWan
+
+    videos = _index(config).video_paths()
+    v = config.vae
+    torch.manual_seed(config.seed)
+    vae = AutoencoderKLWan(base_dim=v.base_dim, z_dim=v.z_dim, dim_mult=list(v.dim_mult),
+                           num_res_blocks=v.num_res_blocks, temperal_downsample=list(WAN_TEMPORAL_DOWNSAMPLE),
+                           latents_mean=[0.0] * v.z_dim, latents_std=[1.0] * v.z_dim)
+    module = VAEModule(vae, learning_rate=config.learning_rate, kl_weight=v.kl_weight,
+                       warmup_steps=config.warmup_steps)
+    dataset = VideoClipDataset(videos, v.clip_frames, v.crop_size, config.max_steps * config.batch_size, config.seed)
+    fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
+
+    vae = module.vae.float().eval()
+    mean, std = latent_statistics(vae, videos, config)
+    vae.register_to_config(latents_mean=mean, latents_std=std)
+    save_atomically(vae.save_pretrained, config.export_path / "vae")
+    return config.export_path
+
+
+@torch.no_grad()
+def latent_statistics(vae, videos: list[Path], config: TrainConfig) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the VAE's posterior means over clips of full frames (for latent normalisation)."""
+    clips = VideoClipDataset(videos, config.num_frames, min(config.height, config.width), LATENT_STATS_CLIPS,
+                             seed=config.seed + 1)
+    latents = torch.cat([vae.encode(clips[i]["video"][None]).latent_dist.mode() for i in range(len(clips))])
+    channels = latents.transpose(0, 1).flatten(1)  # (z_dim, N)
+    return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-3).tolist()
+
+
+# ---------------------------------------------------------------------- base and sync
+
+
+def _components(config: TrainConfig):
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    folder = Path(config.components)
+    absent = [name for name in ("tokenizer", "text_encoder", "vae") if not (folder / name).is_dir()]
+    if absent:
+        raise FileNotFoundError(f"components folder {folder} lacks {', '.join(absent)}/; run the text and vae stages")
+    return (
+        AutoTokenizer.from_pretrained(folder / "tokenizer"),
+        UMT5EncoderModel.from_pretrained(folder / "text_encoder").eval(),
+        AutoencoderKLWan.from_pretrained(folder / "vae").eval(),
+    )
+
+
+def _latent_dataset(config: TrainConfig, index, num_views: int):
+    from ..data import LatentViewDataset, cache_dataset
+
+    tokenizer, text_encoder, vae = _components(config)
+    cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
+                  height=config.height, width=config.width, max_sequence_length=config.max_sequence_length)
+    return LatentViewDataset(index, config.cache_path, num_views=num_views, max_az=config.max_azimuth,
+                             max_el=config.max_elevation, max_sequence_length=config.max_sequence_length,
+                             seed=config.seed, length=config.max_steps * config.batch_size * _world_size(config))
+
+
+def _world_size(config: TrainConfig) -> int:
+    if config.devices == "auto":
+        return max(1, torch.cuda.device_count())
+    return int(config.devices)
+
+
+def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
+    from diffusers import WanTransformer3DModel
+
+    index = _index(config)
+    dataset = _latent_dataset(config, index, num_views=1)
+    if config.base_model is not None:
+        transformer = _load_wan_transformer(config.base_model)
+    else:
+        t = config.transformer
+        torch.manual_seed(config.seed)
+        transformer = WanTransformer3DModel(
+            patch_size=tuple(t.patch_size), num_attention_heads=t.num_attention_heads,
+            attention_head_dim=t.attention_head_dim, in_channels=t.in_channels, out_channels=t.out_channels,
+            text_dim=t.text_dim, freq_dim=t.freq_dim, ffn_dim=t.ffn_dim, num_layers=t.num_layers,
+            cross_attn_norm=True,
+        )
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
+                                config.shift, config.bf16_timesteps, config.seed)
+    fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
+    transformer = module.transformer.float().eval()
+    transformer.disable_gradient_checkpointing()
+    save_atomically(transformer.save_pretrained, config.export_path)
+    return config.export_path
+
+
+def _load_wan_transformer(folder: str | Path):
+    from diffusers import WanTransformer3DModel
+
+    folder = Path(folder)
+    subfolder = "transformer" if (folder / "transformer" / "config.json").is_file() else None
+    return WanTransformer3DModel.from_pretrained(folder, subfolder=subfolder)
+
+
+def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from ..models import SynCamMasterTransformer3DModel
+    from ..pipeline import SynCamMasterPipeline
+
+    index = _index(config)
+    dataset = _latent_dataset(config, index, num_views=config.num_views)
+    transformer = SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(config.base_model))
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
+                                config.shift, config.bf16_timesteps, config.seed)
+    fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
+    transformer = module.transformer.float().eval()
+    transformer.disable_gradient_checkpointing()
+    transformer.requires_grad_(False)
+
+    tokenizer, text_encoder, vae = _components(config)
+    pipe = SynCamMasterPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
+                                scheduler=FlowMatchEulerDiscreteScheduler(shift=config.shift),
+                                focal_length_per_side=data_focal_per_side(index))
+    save_atomically(pipe.save_pretrained, config.export_path)
+    (config.export_path / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
+    return config.export_path
+
+
+def data_focal_per_side(index) -> float:
+    """fx / max(W, H) of the training data (its intrinsics.json), or SynCamVideo's 24 / 23.76 when it has none."""
+    path = index.intrinsics_path()
+    if path is None:
+        return SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
+    intrinsics = Intrinsics.from_json(path)
+    return intrinsics.fx / max(intrinsics.width, intrinsics.height)
+
+
+def _training_record(config: TrainConfig) -> dict:
+    return {"stage": config.stage, "max_steps": config.max_steps, "num_views": config.num_views,
+            "num_frames": config.num_frames, "height": config.height, "width": config.width,
+            "learning_rate": config.learning_rate, "batch_size": config.batch_size, "seed": config.seed}

@@ -1,0 +1,149 @@
+import csv
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from torch.utils.data import Dataset
+
+from syncammaster import SynCamMasterTransformer3DModel
+from syncammaster.training import FlowMatchingModule, FlowSchedule, VAEModule, load_config
+from syncammaster.training.config import config_from_dict
+from syncammaster.training.runner import CHECKPOINT_DIR, METRICS_FILE, fit
+
+TEXT_DIM = 8
+
+
+def tiny_wan(seed=0):
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4,
+                                 out_channels=4, text_dim=TEXT_DIM, freq_dim=16, ffn_dim=24, num_layers=2)
+
+
+class RandomLatents(Dataset):
+    """Item i is a pure function of i (as the real latent datasets are)."""
+
+    def __init__(self, views: int, length: int = 1000):
+        self.views, self.length = views, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(index)
+        return {
+            "latents": torch.randn(self.views, 4, 2, 4, 6, generator=g),
+            "prompt_embeds": torch.randn(5, TEXT_DIM, generator=g),
+            "camera": torch.randn(self.views, 2, 12, generator=g),
+        }
+
+
+def config(tmp_path, **overrides):
+    values = {"stage": "base", "data_root": str(tmp_path), "output_dir": str(tmp_path / "run"),
+              "components": str(tmp_path), "max_steps": 6, "checkpoint_every": 3, "log_every": 1, "num_workers": 0,
+              "batch_size": 2, "learning_rate": 1e-3, "num_frames": 5, "height": 32, "width": 48}
+    values.update(overrides)
+    return config_from_dict(values)
+
+
+def test_flow_schedule_matches_release():
+    schedule = FlowSchedule(shift=5.0)
+    assert len(schedule.sigmas) == 1000
+    assert schedule.sigmas[0] == pytest.approx(1.0) and schedule.sigmas[-1] == pytest.approx(5e-3 / 1.004, rel=1e-3)
+    assert schedule.weights.mean() == pytest.approx(1.0, rel=1e-5)
+    assert schedule.weights.min() == pytest.approx(0.0, abs=1e-6)
+    assert abs(schedule.timesteps[schedule.weights.argmax()] - 500) < 3
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    module = FlowMatchingModule(tiny_wan(), learning_rate=3e-3)
+    batch = torch.utils.data.default_collate([RandomLatents(1)[i] for i in range(2)])
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(30):
+        loss = module.loss(batch, torch.Generator().manual_seed(0))  # same noise and timestep every step
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def read_losses(run):
+    with (run / METRICS_FILE).open() as handle:
+        return {int(row["step"]): float(row["loss"]) for row in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize("stage", ["base", "sync"])
+def test_resume_gives_the_same_next_steps(tmp_path, stage):
+    def make_module():
+        transformer = tiny_wan()
+        if stage == "sync":
+            transformer = SynCamMasterTransformer3DModel.from_wan(transformer)
+        return FlowMatchingModule(transformer, learning_rate=1e-3, seed=3)
+
+    views = 2 if stage == "sync" else 1
+    straight = config(tmp_path / "a", stage="base")
+    fit(straight, make_module(), RandomLatents(views), progress_bar=False)
+
+    interrupted = config(tmp_path / "b", stage="base", max_steps=3)
+    fit(interrupted, make_module(), RandomLatents(views), progress_bar=False)
+    assert (interrupted.run_dir / CHECKPOINT_DIR / "last.ckpt").is_file()
+    resumed_module = make_module()
+    fit(config(tmp_path / "b", stage="base"), resumed_module, RandomLatents(views), progress_bar=False)
+
+    a, b = read_losses(straight.run_dir), read_losses(interrupted.run_dir)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):
+        assert a[step] == pytest.approx(b[step], rel=1e-5), step
+
+
+def test_sync_stage_trains_only_mvs(tmp_path):
+    base = tiny_wan()
+    transformer = SynCamMasterTransformer3DModel.from_wan(base)
+    before = {k: v.clone() for k, v in transformer.state_dict().items()}
+    module = FlowMatchingModule(transformer, learning_rate=1e-2)
+    fit(config(tmp_path, max_steps=3), module, RandomLatents(2), progress_bar=False)
+    mvs = {name for name, _ in transformer.named_mvs_parameters()}
+    after = transformer.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and changed <= mvs
+    checkpoint = torch.load(tmp_path / "run" / CHECKPOINT_DIR / "last.ckpt", weights_only=False)
+    assert {k.removeprefix("transformer.") for k in checkpoint["state_dict"]} == mvs
+
+
+def test_vae_loss_decreases_on_a_fixed_clip():
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    module = VAEModule(vae, learning_rate=1e-2)
+    ramp = torch.linspace(-1, 1, 16)
+    video = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), ramp[None, :] * ramp[:, None]])
+    video = video[:, None].expand(3, 5, 16, 16)[None].contiguous()  # (1, 3, 5, 16, 16) smooth gradients
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(25):
+        torch.manual_seed(1)
+        loss, _ = module.loss(video)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_config_files(tmp_path):
+    path = tmp_path / "configs" / "sync.toml"
+    path.parent.mkdir()
+    path.write_text('stage = "sync"\ndata_root = "../data"\noutput_dir = "../runs/sync"\ncomponents = "../c"\n'
+                    'base_model = "../runs/base/export"\nnum_frames = 17\nheight = 128\nwidth = 128\n'
+                    '[transformer]\nnum_layers = 4\n')
+    loaded = load_config(path)
+    assert loaded.data_root == str((tmp_path / "data").resolve())
+    assert loaded.transformer.num_layers == 4 and loaded.num_views == 2 and loaded.learning_rate == 1e-5
+    path.write_text('stage = "sync"\ndata_root = "d"\noutput_dir = "o"\nlerning_rate = 1\n')
+    with pytest.raises(ValueError, match="unknown keys.*lerning_rate"):
+        load_config(path)
+    with pytest.raises(ValueError, match="4k\\+1"):
+        config(tmp_path, num_frames=6)
+    with pytest.raises(ValueError, match="base_model"):
+        config(tmp_path, stage="sync")
