@@ -221,6 +221,18 @@ def cmd_convert(args) -> None:
     print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
 
 
+# ---------------------------------------------------------------------- train
+
+
+def cmd_train(args) -> None:
+    from .training import load_config, train
+
+    overrides = {"max_steps": args.max_steps} if args.max_steps is not None else {}
+    config = load_config(args.config, overrides)
+    folder = train(config, restart=args.restart, progress_bar=not args.quiet)
+    print(f"stage {config.stage}: exported to {folder}/")
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -276,6 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--heads", type=_positive_int, default=None, help="attention heads (default: width / 128)")
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
+    from .data import add_cache_arguments, add_sample_list_arguments, run_cache, run_sample_list
+
+    samples = commands.add_parser("sample-list", help="list the view groups of each scene of a dataset (JSON)")
+    add_sample_list_arguments(samples)
+    samples.set_defaults(func=run_sample_list)
+
+    cache = commands.add_parser("cache", help="encode a dataset's videos (VAE) and captions (text encoder) once")
+    add_cache_arguments(cache)
+    cache.set_defaults(func=run_cache)
+
+    trn = commands.add_parser("train", help="run one training stage (text, vae, base, sync) from a TOML config")
+    trn.add_argument("--config", required=True, help="stage config (see configs/)")
+    trn.add_argument("--max-steps", type=_positive_int, default=None, help="override the config's max_steps")
+    trn.add_argument("--restart", action="store_true", help="discard checkpoints instead of resuming")
+    trn.add_argument("--quiet", action="store_true", help="no progress bar")
+    trn.set_defaults(func=cmd_train)
     return parser
 
 

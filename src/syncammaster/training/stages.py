@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, Intrinsics
+from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
 from .config import TrainConfig
 from .modules import FlowMatchingModule, VAEModule
 from .runner import VideoClipDataset, fit, save_atomically
@@ -47,7 +47,7 @@ def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 
     from ..text import build_caption_tokenizer
 
-    captions = _index(config).captions()
+    captions = [scene.caption for scene in _index(config)]
     tokenizer = build_caption_tokenizer(captions, max_vocab_size=config.text.max_vocab_size,
                                         model_max_length=config.max_sequence_length)
     torch.manual_seed(config.seed)
@@ -70,7 +70,8 @@ def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
     from diffusers import AutoencoderKLWan
 
-    videos = _index(config).video_paths()
+    index = _index(config)
+    videos = [index.video_path(scene, camera) for scene in index for camera in scene.cameras]
     v = config.vae
     torch.manual_seed(config.seed)
     vae = AutoencoderKLWan(base_dim=v.base_dim, z_dim=v.z_dim, dim_mult=list(v.dim_mult),
@@ -197,10 +198,9 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 
 def data_focal_per_side(index) -> float:
     """fx / max(W, H) of the training data (its intrinsics.json), or SynCamVideo's 24 / 23.76 when it has none."""
-    path = index.intrinsics_path()
-    if path is None:
+    intrinsics = next((scene.intrinsics for scene in index if scene.intrinsics is not None), None)
+    if intrinsics is None:
         return SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
-    intrinsics = Intrinsics.from_json(path)
     return intrinsics.fx / max(intrinsics.width, intrinsics.height)
 
 

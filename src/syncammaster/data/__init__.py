@@ -1,0 +1,64 @@
+"""Datasets in the SynCamVideo layout: index and checks, view groups, latent caching, training datasets.
+
+- :class:`SceneIndex` scans a dataset root once; bad files are skipped with one counted warning (or fail with
+  ``strict=True``).
+- :func:`view_groups` / :func:`write_sample_list`: which cameras of a scene are trained together.
+- :func:`cache_dataset` encodes every video (VAE) and caption (UMT5) once into a cache folder.
+- :class:`LatentViewDataset` serves groups of V cached views with their caption and camera embedding.
+"""
+
+from .cache import (
+    CacheReport,
+    CacheSettings,
+    add_cache_arguments,
+    cache_dataset,
+    encode_captions,
+    encode_videos,
+    latents_file,
+    load_clip,
+    pad_prompt_embeds,
+    read_cache_config,
+    resize_and_crop,
+    run_cache,
+    text_file,
+)
+from .dataset import LatentViewDataset, collate_views
+from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex, probe_video
+from .views import (
+    add_sample_list_arguments,
+    camera_angles,
+    run_sample_list,
+    view_combinations,
+    view_groups,
+    write_sample_list,
+)
+
+__all__ = [
+    "CacheReport",
+    "CacheSettings",
+    "DataWarning",
+    "DatasetError",
+    "IndexProblem",
+    "IndexedScene",
+    "LatentViewDataset",
+    "SceneIndex",
+    "add_cache_arguments",
+    "add_sample_list_arguments",
+    "cache_dataset",
+    "camera_angles",
+    "collate_views",
+    "encode_captions",
+    "encode_videos",
+    "latents_file",
+    "load_clip",
+    "pad_prompt_embeds",
+    "probe_video",
+    "read_cache_config",
+    "resize_and_crop",
+    "run_cache",
+    "run_sample_list",
+    "text_file",
+    "view_combinations",
+    "view_groups",
+    "write_sample_list",
+]

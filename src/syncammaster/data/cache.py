@@ -1,0 +1,660 @@
+"""Encode a dataset once: every video through the VAE, every caption through the text encoder (the release's
+``--task data_process``), so training reads small tensors instead of decoding videos and running UMT5.
+
+```
+CACHE/
+  cache_config.json                          what made the cache (frames, size, text length, model fingerprints)
+  scene_index.json                           the SceneIndex the cache was made from (SceneIndex.load)
+  <subset>/<scene>/<camera>.safetensors      "latents" (C, F_latent, h, w): normalised VAE posterior mean
+  <subset>/<scene>/text.safetensors          "prompt_embeds" (L_valid, text_dim): UMT5 output of the valid tokens
+```
+
+Latents are the mean of the VAE posterior, normalised as ``(mu - latents_mean) / latents_std`` with the VAE config's
+per-channel statistics: exactly the inverse of ``SynCamMasterPipeline.decode_latents``. This is what the release
+caches: DiffSynth's ``WanVideoVAE.encode`` returns the normalised ``mu`` (its ``log_var`` is discarded and nothing is
+sampled). Prompt embeddings keep only the caption's valid tokens; :func:`pad_prompt_embeds` pads them with zeros to the
+model's 512 tokens exactly as diffusers' ``WanPipeline._get_t5_prompt_embeds`` does (and the release's prompter,
+which zeroes the outputs after the valid length).
+
+Frames: the first ``num_frames`` frames of each video, scaled until (height, width) fits inside and centre-cropped
+to it, the release's rule (1280x1280 -> 832x832 -> 480x832); values in [-1, 1].
+
+Caching is resumable: an item whose file exists is not encoded again (a caption file is redone if the caption
+changed); every file is written to a temporary file in its folder and renamed, so an interrupted run leaves no
+half-written file. ``use_lightning=True`` runs the same work through a Lightning ``Trainer.predict``, which shards the
+items over every available GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from diffusers.utils.torch_utils import get_module_execution_device
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from ..scene import read_video
+from .index import DatasetError, SceneIndex, write_text_atomic
+
+__all__ = [
+    "CACHE_CONFIG_FILE",
+    "CACHE_INDEX_FILE",
+    "CacheReport",
+    "CacheSettings",
+    "add_cache_arguments",
+    "cache_dataset",
+    "encode_captions",
+    "encode_videos",
+    "latents_file",
+    "load_clip",
+    "model_fingerprint",
+    "pad_prompt_embeds",
+    "read_cache_config",
+    "resize_and_crop",
+    "run_cache",
+    "text_file",
+    "tokenizer_fingerprint",
+]
+
+CACHE_CONFIG_FILE = "cache_config.json"
+CACHE_INDEX_FILE = "scene_index.json"
+TEXT_FILE = "text.safetensors"
+LATENTS_KEY = "latents"
+PROMPT_EMBEDS_KEY = "prompt_embeds"
+CACHE_FORMAT = "syncammaster-latent-cache"
+CACHE_VERSION = 1
+# Wan pads every caption to 512 UMT5 tokens (T5_CONTEXT_TOKEN_NUMBER in syncammaster.pipeline).
+DEFAULT_MAX_SEQUENCE_LENGTH = 512
+# Frames resized at once (bounds the temporary copies of a 1280x1280 video).
+RESIZE_CHUNK_FRAMES = 8
+# Values per tensor that enter a model fingerprint: the first, the last and an evenly strided sample.
+FINGERPRINT_SAMPLES = 1024
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def latents_file(cache_dir: str | Path, scene: str, camera: str) -> Path:
+    """CACHE/<subset>/<scene>/<camera>.safetensors."""
+    return Path(cache_dir) / scene / f"{camera}.safetensors"
+
+
+def text_file(cache_dir: str | Path, scene: str) -> Path:
+    """CACHE/<subset>/<scene>/text.safetensors."""
+    return Path(cache_dir) / scene / TEXT_FILE
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Frames
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def resize_and_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """Scale RGB frames so (height, width) fits inside, centre-crop to it, and map [0, 255] to [-1, 1].
+
+    The release's rule: scale = max(width / w, height / h), the scaled size rounded to whole pixels, then a centre
+    crop whose offset is rounded as torchvision's ``CenterCrop`` rounds it. Scaling is antialiased bilinear on uint8
+    frames: within one grey level of the PIL ``BILINEAR`` resize that the release applies, and several times faster
+    than resizing in float.
+
+    Args:
+        frames: (T, h, w, 3) uint8.
+
+    Returns:
+        (T, 3, height, width) float32 in [-1, 1].
+    """
+    num_frames, source_height, source_width, _ = frames.shape
+    scale = max(width / source_width, height / source_height)
+    scaled_height, scaled_width = round(source_height * scale), round(source_width * scale)
+    top = int(round((scaled_height - height) / 2.0))
+    left = int(round((scaled_width - width) / 2.0))
+    out = torch.empty(num_frames, 3, height, width)  # (T, 3, H, W)
+    for start in range(0, num_frames, RESIZE_CHUNK_FRAMES):
+        chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + RESIZE_CHUNK_FRAMES]))  # (t, h, w, 3)
+        chunk = chunk.permute(0, 3, 1, 2)  # (t, 3, h, w) uint8, channels-last in memory (the fast uint8 kernel)
+        if (scaled_height, scaled_width) != (source_height, source_width):
+            chunk = F.interpolate(
+                chunk, size=(scaled_height, scaled_width), mode="bilinear", antialias=True, align_corners=False
+            )  # (t, 3, h', w') uint8
+        out[start : start + RESIZE_CHUNK_FRAMES] = chunk[:, :, top : top + height, left : left + width].float()
+    return out / 127.5 - 1.0
+
+
+def load_clip(path: str | Path, num_frames: int, height: int, width: int) -> torch.Tensor:
+    """The first ``num_frames`` frames of a video, resized and cropped (:func:`resize_and_crop`).
+
+    Returns:
+        (3, num_frames, height, width) float32 in [-1, 1], the layout the VAE takes.
+    """
+    frames = read_video(path)  # (T_video, h, w, 3) uint8
+    if frames.shape[0] < num_frames:
+        raise DatasetError(
+            f"video {path} has {frames.shape[0]} frames, fewer than the {num_frames} to cache; cache fewer frames"
+        )
+    return resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encoders
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_videos(vae, videos: torch.Tensor) -> torch.Tensor:
+    """Normalised VAE posterior means of videos in [-1, 1].
+
+    Args:
+        vae: ``AutoencoderKLWan`` (its tiling / slicing settings apply).
+        videos: (B, 3, T, H, W).
+
+    Returns:
+        (B, C, F_latent, H / s, W / s) float32 on the CPU: ``(mu - latents_mean) / latents_std``.
+    """
+    device = get_module_execution_device(vae)
+    mu = vae.encode(videos.to(device, vae.dtype)).latent_dist.mean.float().cpu()  # (B, C, F, h, w)
+    z_dim = vae.config.z_dim
+    mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
+    return (mu - mean) / std
+
+
+@torch.no_grad()
+def encode_captions(tokenizer, text_encoder, captions: Sequence[str], max_sequence_length: int) -> list[torch.Tensor]:
+    """UMT5 embeddings of the valid tokens of each caption, as diffusers' Wan pipeline computes them before padding.
+
+    Captions are cleaned with diffusers' ``prompt_clean``, tokenized to at most ``max_sequence_length`` tokens
+    (padded to it, with the attention mask hiding the padding) and encoded.
+
+    Returns:
+        one (L_valid, text_dim) float32 CPU tensor per caption.
+    """
+    inputs = tokenizer(
+        [prompt_clean(caption) for caption in captions],
+        padding="max_length",
+        max_length=max_sequence_length,
+        truncation=True,
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+    lengths = inputs.attention_mask.gt(0).sum(dim=1).tolist()  # B x valid tokens
+    device = get_module_execution_device(text_encoder)
+    hidden = text_encoder(inputs.input_ids.to(device), inputs.attention_mask.to(device)).last_hidden_state  # (B, L, D)
+    hidden = hidden.float().cpu()
+    return [hidden[b, :length].clone() for b, length in enumerate(lengths)]
+
+
+def pad_prompt_embeds(prompt_embeds: torch.Tensor, max_sequence_length: int) -> torch.Tensor:
+    """(L_valid, D) -> (max_sequence_length, D), zeros after the valid tokens (as diffusers' Wan pipeline pads)."""
+    length, dim = prompt_embeds.shape
+    if length > max_sequence_length:
+        raise DatasetError(f"a cached caption has {length} tokens, more than max_sequence_length={max_sequence_length}")
+    return torch.cat([prompt_embeds, prompt_embeds.new_zeros(max_sequence_length - length, dim)])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What made a cache
+# ----------------------------------------------------------------------------------------------------------------
+
+# Config entries that say where or with which library version a model was saved, not what it computes.
+_NON_DEFINING_CONFIG_KEYS = {"name_or_path", "transformers_version", "dtype", "torch_dtype"}
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's class, config and weights, to tell whether two caches used the same model.
+
+    Every parameter and buffer contributes its name, dtype, shape and the exact bytes of a fixed sample of its values
+    (the first, last and evenly strided ``FINGERPRINT_SAMPLES``): cheap for a 5B-parameter encoder, wherever it
+    lives, and different for any other checkpoint or precision (not for a single edited weight).
+    """
+    digest = hashlib.sha256(type(model).__name__.encode())
+    config = getattr(model, "config", None)
+    if config is not None:
+        config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        defining = {
+            key: value
+            for key, value in config_dict.items()
+            if not key.startswith("_") and key not in _NON_DEFINING_CONFIG_KEYS
+        }
+        digest.update(json.dumps(defining, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        flat = tensor.detach().reshape(-1)  # (N,)
+        if flat.numel() == 0:
+            continue
+        stride = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        n = FINGERPRINT_SAMPLES
+        sample = torch.cat([flat[:n], flat[-n:], flat[::stride][:n]])  # (<= 3n,)
+        digest.update(sample.cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short hash of a tokenizer's full definition (a fast tokenizer's JSON, else its class and vocabulary)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = backend.to_str()
+    else:
+        definition = json.dumps([type(tokenizer).__name__, sorted(tokenizer.get_vocab().items())])
+    return hashlib.sha256(definition.encode()).hexdigest()[:16]
+
+
+def _model_name(model) -> str | None:
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    name = getattr(config, "_name_or_path", None) or getattr(config, "name_or_path", None)
+    return str(name) if name else None
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """What a cached item depends on, besides the models."""
+
+    num_frames: int  # video frames encoded, 4k + 1, the first ones of each video
+    height: int  # pixels after resize and crop
+    width: int
+    max_sequence_length: int  # caption tokens, padding included (Wan: 512)
+    storage_dtype: str = "float32"  # dtype of the stored tensors: "float32" or "bfloat16"
+
+
+def _cache_config(settings: CacheSettings, vae, tokenizer, text_encoder) -> dict:
+    """The content of cache_config.json. Everything but the "name" entries must match for a cache to be reused."""
+    return {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        **asdict(settings),
+        "temporal_stride": vae.config.scale_factor_temporal,
+        "spatial_stride": vae.config.scale_factor_spatial,
+        "latents": "VAE posterior mean, (mu - latents_mean) / latents_std",
+        "vae": {"class": type(vae).__name__, "fingerprint": model_fingerprint(vae), "name": _model_name(vae)},
+        "text_encoder": {
+            "class": type(text_encoder).__name__,
+            "fingerprint": model_fingerprint(text_encoder),
+            "name": _model_name(text_encoder),
+        },
+        "tokenizer": {
+            "class": type(tokenizer).__name__,
+            "fingerprint": tokenizer_fingerprint(tokenizer),
+            "name": getattr(tokenizer, "name_or_path", None) or None,
+        },
+    }
+
+
+def _defining(config: dict) -> dict:
+    """Flatten a cache config to "key" / "model.key" entries, without the informative "name" entries."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if k != "name"})
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_cache_config(cache_dir: str | Path) -> dict:
+    """The cache_config.json of a cache folder (DatasetError if there is none or it is unreadable)."""
+    path = Path(cache_dir) / CACHE_CONFIG_FILE
+    if not path.is_file():
+        raise DatasetError(f"{cache_dir} is not a latent cache (no {CACHE_CONFIG_FILE}); make one with cache_dataset")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {path} ({e}); delete the cache folder and make it again") from None
+    if not isinstance(config, dict) or config.get("format") != CACHE_FORMAT or config.get("version") != CACHE_VERSION:
+        raise DatasetError(f"{path} is not a version-{CACHE_VERSION} latent cache config; make the cache again")
+    return config
+
+
+def _check_or_write_config(cache_dir: Path, config: dict) -> None:
+    """Refuse a cache made with other settings or models; write the config into a new cache."""
+    if (cache_dir / CACHE_CONFIG_FILE).exists():
+        existing, wanted = _defining(read_cache_config(cache_dir)), _defining(config)
+        differences = [
+            f"{key} {existing.get(key)!r} -> {wanted.get(key)!r}"
+            for key in sorted(set(existing) | set(wanted))
+            if existing.get(key) != wanted.get(key)
+        ]
+        if differences:
+            raise DatasetError(
+                f"cache {cache_dir} was made with other settings ({'; '.join(differences)}); cache into a new folder, "
+                "or delete it to rebuild"
+            )
+        return
+    write_text_atomic(cache_dir / CACHE_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Work items
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """safetensors ``save_file`` into a temporary file of the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached_caption(path: Path) -> str | None:
+    """The caption recorded in a text.safetensors, None if the file is absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("caption")
+    except (OSError, SafetensorError):
+        return None
+
+
+def _is_done(item: dict) -> bool:
+    target = Path(item["target"])
+    if item["kind"] == "text":
+        return _cached_caption(target) == item["caption"]
+    return target.is_file()
+
+
+def _work_items(index: SceneIndex, cache_dir: Path) -> list[dict]:
+    """One item per caption, then one per video, in index order: {"kind", "scene", "camera", "source", "caption",
+    "target"} (plain strings, so that DataLoader workers and Lightning's batch transfer pass them through). Captions
+    come first so that batches hold one kind of item (except one at the boundary)."""
+    items = [
+        {
+            "kind": "text",
+            "scene": scene.name,
+            "camera": "",
+            "source": "",
+            "caption": scene.caption,
+            "target": str(text_file(cache_dir, scene.name)),
+        }
+        for scene in index
+    ]
+    for scene in index:
+        for camera in scene.cameras:
+            items.append(
+                {
+                    "kind": "video",
+                    "scene": scene.name,
+                    "camera": camera,
+                    "source": str(index.video_path(scene, camera)),
+                    "caption": "",
+                    "target": str(latents_file(cache_dir, scene.name, camera)),
+                }
+            )
+    return items
+
+
+class CacheItemDataset(torch.utils.data.Dataset):
+    """Items to encode; a video item comes with its frames, (3, T, H, W) in [-1, 1], under "video".
+
+    An item found done when it is loaded (written meanwhile by another process) comes back with "done": True.
+    """
+
+    def __init__(self, items: Sequence[dict], settings: CacheSettings) -> None:
+        self.items = list(items)
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.items[i])
+        item["done"] = _is_done(item)
+        if item["kind"] == "video" and not item["done"]:
+            s = self.settings
+            item["video"] = load_clip(item["source"], s.num_frames, s.height, s.width)  # (3, T, H, W)
+        return item
+
+
+class CacheWriter:
+    """Encodes a batch of items and writes their files; shared by the plain and the Lightning paths."""
+
+    def __init__(self, vae, tokenizer, text_encoder, settings: CacheSettings) -> None:
+        self.vae = vae
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.settings = settings
+
+    def write_batch(self, batch: Sequence[dict]) -> int:
+        """Encode and write every item not done; returns how many files were written."""
+        storage_dtype = STORAGE_DTYPES[self.settings.storage_dtype]
+        videos = [item for item in batch if item["kind"] == "video" and not item["done"]]
+        texts = [item for item in batch if item["kind"] == "text" and not item["done"]]
+        if videos:
+            latents = encode_videos(self.vae, torch.stack([item["video"] for item in videos]))  # (B, C, F, h, w)
+            for item, latent in zip(videos, latents, strict=True):
+                tensors = {LATENTS_KEY: latent.to(storage_dtype).contiguous()}
+                _save_atomic(tensors, Path(item["target"]), {"scene": item["scene"], "camera": item["camera"]})
+        if texts:
+            captions = [item["caption"] for item in texts]
+            embeds = encode_captions(self.tokenizer, self.text_encoder, captions, self.settings.max_sequence_length)
+            for item, embed in zip(texts, embeds, strict=True):
+                tensors = {PROMPT_EMBEDS_KEY: embed.to(storage_dtype).contiguous()}  # (L_valid, D)
+                _save_atomic(tensors, Path(item["target"]), {"scene": item["scene"], "caption": item["caption"]})
+        return len(videos) + len(texts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# cache_dataset
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    num_items: int  # captions + videos of the index
+    num_written: int  # encoded by this run
+    num_skipped: int  # already in the cache
+
+    def __str__(self) -> str:
+        return f"encoded {self.num_written} of {self.num_items} items ({self.num_skipped} were already cached)"
+
+
+def _check_settings(vae, settings: CacheSettings, batch_size: int) -> None:
+    stride, multiple = vae.config.scale_factor_temporal, vae.config.scale_factor_spatial
+    if settings.num_frames < 1 or (settings.num_frames - 1) % stride:
+        raise DatasetError(f"num_frames must be of the form {stride}k+1, got {settings.num_frames}")
+    for name, value in (("height", settings.height), ("width", settings.width)):
+        if value < multiple or value % multiple:
+            raise DatasetError(f"{name} must be a positive multiple of {multiple} (the VAE's stride), got {value}")
+    if settings.max_sequence_length < 1:
+        raise DatasetError(f"max_sequence_length must be >= 1, got {settings.max_sequence_length}")
+    if settings.storage_dtype not in STORAGE_DTYPES:
+        raise DatasetError(f"storage_dtype must be one of {', '.join(STORAGE_DTYPES)}, got {settings.storage_dtype!r}")
+    if batch_size < 1:
+        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def cache_dataset(
+    index: SceneIndex,
+    vae,
+    tokenizer,
+    text_encoder,
+    cache_dir: str | Path,
+    num_frames: int,
+    height: int,
+    width: int,
+    max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+    batch_size: int = 1,
+    device: str | torch.device | None = None,
+    *,
+    storage_dtype: str = "float32",
+    num_workers: int = 0,
+    use_lightning: bool = False,
+    devices: int | str = "auto",
+    progress: bool = True,
+) -> CacheReport:
+    """Encode every video and caption of ``index`` into ``cache_dir`` (layout: module docstring); resumable.
+
+    Args:
+        index: the scenes (``SceneIndex.build``); every video must have at least ``num_frames`` frames.
+        vae: ``AutoencoderKLWan``. tokenizer, text_encoder: Wan's UMT5 tokenizer and ``UMT5EncoderModel``.
+        cache_dir: the cache folder (created). A cache made with other settings or models is refused.
+        num_frames: frames per video, 4k + 1 (the first ones). height, width: pixels after resize and crop.
+        max_sequence_length: caption tokens (padding included), as the model will use them.
+        batch_size: videos (and captions) encoded together.
+        device: where to encode on the plain path (default: cuda if available, else cpu); the models are moved
+            there. The Lightning path places them itself.
+        storage_dtype: "float32" or "bfloat16" (halves the cache; the release's data was bf16).
+        num_workers: DataLoader processes decoding videos.
+        use_lightning: run through ``lightning.Trainer(accelerator="auto", devices=devices, strategy="auto")
+            .predict``: items are sharded over the devices by Lightning's distributed sampler.
+        progress: show a progress bar.
+
+    Returns:
+        what was encoded and what was already there.
+    """
+    # 1. Check inputs, and that every video is long enough, before anything is written.
+    settings = CacheSettings(num_frames, height, width, max_sequence_length, storage_dtype)
+    _check_settings(vae, settings, batch_size)
+    short = [scene for scene in index if scene.num_frames is not None and scene.num_frames < num_frames]
+    if short:
+        raise DatasetError(
+            f"{len(short)} scenes have videos shorter than the {num_frames} frames to cache (e.g. {short[0].name}: "
+            f"{short[0].num_frames} frames); cache fewer frames"
+        )
+
+    # 2. The cache's config: a cache made differently is refused, a new one records what makes it.
+    cache_dir = Path(cache_dir)
+    _check_or_write_config(cache_dir, _cache_config(settings, vae, tokenizer, text_encoder))
+
+    # 3. What is left to do.
+    items = _work_items(index, cache_dir)
+    pending = [item for item in items if not _is_done(item)]
+    writer = CacheWriter(vae, tokenizer, text_encoder, settings)
+    dataset = CacheItemDataset(pending, settings)
+
+    # 4. Encode and write.
+    is_main_process = True
+    if pending and use_lightning:
+        from .cache_lightning import cache_with_lightning
+
+        is_main_process = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
+    elif pending:
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        vae.to(device)
+        text_encoder.to(device)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+        with tqdm(total=len(pending), desc="caching", unit="item", disable=not progress) as bar:
+            for batch in loader:
+                writer.write_batch(batch)
+                bar.update(len(batch))
+
+    # 5. Record the index next to the cache, so training can read it without scanning the dataset again.
+    if is_main_process:
+        index.save(cache_dir / CACHE_INDEX_FILE)
+    return CacheReport(len(items), len(pending), len(items) - len(pending))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line (wired into `syncammaster` by cli.py)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _devices(text: str) -> int | str:
+    return text if text == "auto" else _int_at_least(1)(text)
+
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``syncammaster cache``: ROOT, --model, --out, --frames, --height, --width, --batch-size, --strict,
+    and more."""
+    parser.add_argument("root", metavar="ROOT", help="dataset root in the SynCamVideo layout (metadata.csv, train/)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/)",
+    )
+    parser.add_argument("--out", required=True, metavar="CACHE", help="cache folder (new, or a cache to complete)")
+    parser.add_argument("--frames", type=_int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
+    parser.add_argument("--height", type=_int_at_least(1), default=480, help="pixels after resize and crop (480)")
+    parser.add_argument("--width", type=_int_at_least(1), default=832, help="pixels after resize and crop (832)")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=1, help="videos encoded together (1)")
+    parser.add_argument(
+        "--max-sequence-length", type=_int_at_least(1), default=DEFAULT_MAX_SEQUENCE_LENGTH, help="caption tokens (512)"
+    )
+    parser.add_argument("--strict", action="store_true", help="fail at the first bad file instead of skipping it")
+    parser.add_argument("--skip-video-check", action="store_true", help="do not decode the videos when indexing")
+    parser.add_argument("--storage-dtype", choices=["fp32", "bf16"], default="fp32", help="stored tensors (fp32)")
+    parser.add_argument(
+        "--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="text encoder precision (auto: bf16 on GPU)"
+    )
+    parser.add_argument("--vae-dtype", choices=["fp32", "bf16"], default="fp32", help="VAE precision (fp32)")
+    parser.add_argument("--vae-tiling", action="store_true", help="encode in tiles (less memory for large videos)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--lightning", action="store_true", help="encode through Lightning on every available GPU")
+    parser.add_argument("--devices", type=_devices, default="auto", help="devices for --lightning (default: all)")
+    parser.add_argument("--workers", type=_int_at_least(0), default=0, help="processes decoding videos (0)")
+
+
+def run_cache(args: argparse.Namespace) -> None:
+    """Index ``args.root``, load the encoders of ``args.model`` and cache the dataset into ``args.out``."""
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    model_dir = Path(args.model)
+    absent = [name for name in ("vae", "tokenizer", "text_encoder") if not (model_dir / name).is_dir()]
+    if absent:
+        raise DatasetError(
+            f"{model_dir} has no {'/, '.join(absent)}/; give a Wan2.1 or SynCamMaster diffusers folder as --model"
+        )
+    on_gpu = torch.cuda.is_available() if args.device is None else torch.device(args.device).type == "cuda"
+    text_dtype = (torch.bfloat16 if on_gpu else torch.float32) if args.dtype == "auto" else _DTYPES[args.dtype]
+    index = SceneIndex.build(args.root, strict=args.strict, check_videos=not args.skip_video_check)
+    if not len(index):
+        raise DatasetError(f"{args.root} has no usable scene: {index.summary()}")
+    vae = AutoencoderKLWan.from_pretrained(model_dir, subfolder="vae", dtype=_DTYPES[args.vae_dtype]).eval()
+    if args.vae_tiling:
+        vae.enable_tiling()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "tokenizer")
+    text_encoder = UMT5EncoderModel.from_pretrained(model_dir / "text_encoder", dtype=text_dtype).eval()
+    report = cache_dataset(
+        index,
+        vae,
+        tokenizer,
+        text_encoder,
+        args.out,
+        num_frames=args.frames,
+        height=args.height,
+        width=args.width,
+        max_sequence_length=args.max_sequence_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        storage_dtype={"fp32": "float32", "bf16": "bfloat16"}[args.storage_dtype],
+        num_workers=args.workers,
+        use_lightning=args.lightning,
+        devices=args.devices,
+    )
+    print(f"{report} into {args.out}")
