@@ -289,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
     from .data import add_cache_arguments, add_sample_list_arguments, run_cache, run_sample_list
+    from .render import add_render_arguments, run_render
+
+    render = commands.add_parser("render", help="render procedural multi-camera scenes (SynCamVideo layout)")
+    add_render_arguments(render)
+    render.set_defaults(func=run_render)
 
     samples = commands.add_parser("sample-list", help="list the view groups of each scene of a dataset (JSON)")
     add_sample_list_arguments(samples)
