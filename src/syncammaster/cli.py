@@ -14,6 +14,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from .argtypes import frame_count, non_negative_int, positive_int, size
+
 RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -33,44 +35,6 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def default_model_dir() -> Path:
     """The small SynCamMaster shipped inside the package."""
     return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
-
-
-# ---------------------------------------------------------------------- argument types
-
-
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
-def _size(text: str) -> int:
-    value = _positive_int(text)
-    if value % 16:
-        lower = max(16, value // 16 * 16)
-        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 16; try {lower} or {lower + 16}")
-    return value
-
-
-def _frame_count(text: str) -> int:
-    value = _positive_int(text)
-    if (value - 1) % 4:
-        lower = (value - 1) // 4 * 4 + 1
-        raise argparse.ArgumentTypeError(f"{value} is not of the form 4k+1; try {lower} or {lower + 4}")
-    return value
 
 
 # ---------------------------------------------------------------------- generate
@@ -247,14 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="generate one video per camera of a rig (writes a scene folder)")
     gen.add_argument("--prompt", required=True, help="the caption of the scene")
     gen.add_argument("--rig", default="arc", help="a preset (see 'syncammaster cameras') or a camera_extrinsics.json")
-    gen.add_argument("--views", type=_positive_int, default=None, help="use the first N cameras of the rig")
-    gen.add_argument("--frames", type=_frame_count, default=17, help="video frames, 4k+1 (default 17)")
-    gen.add_argument("--height", type=_size, default=128, help="pixels, a multiple of 16 (default 128)")
-    gen.add_argument("--width", type=_size, default=128, help="pixels, a multiple of 16 (default 128)")
-    gen.add_argument("--steps", type=_positive_int, default=50, help="denoising steps (default 50)")
+    gen.add_argument("--views", type=positive_int, default=None, help="use the first N cameras of the rig")
+    gen.add_argument("--frames", type=frame_count, default=17, help="video frames, 4k+1 (default 17)")
+    gen.add_argument("--height", type=size, default=128, help="pixels, a multiple of 16 (default 128)")
+    gen.add_argument("--width", type=size, default=128, help="pixels, a multiple of 16 (default 128)")
+    gen.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
     gen.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5.0)")
     gen.add_argument("--negative-prompt", default=None, help="negative caption (default: Wan's)")
-    gen.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+    gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
     gen.add_argument("--out", required=True, help="output scene folder")
     gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
     gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
@@ -275,17 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cams = commands.add_parser("cameras", help="list the rig presets, or show / plot / export one rig")
     cams.add_argument("--rig", default=None, help="a preset or a camera_extrinsics.json")
-    cams.add_argument("--views", type=_positive_int, default=None, help="use the first N cameras")
+    cams.add_argument("--views", type=positive_int, default=None, help="use the first N cameras")
     cams.add_argument("--plot", default=None, metavar="FILE.png", help="draw the cameras to a PNG")
     cams.add_argument("--export", default=None, metavar="FILE.json", help="write a SynCamVideo camera_extrinsics.json")
-    cams.add_argument("--frames", type=_positive_int, default=1, help="frames written by --export (default 1)")
+    cams.add_argument("--frames", type=positive_int, default=1, help="frames written by --export (default 1)")
     cams.set_defaults(func=cmd_cameras)
 
     conv = commands.add_parser("convert", help="released checkpoint -> diffusers folder")
     conv.add_argument("checkpoint", help="released SynCamMaster checkpoint (step20000.ckpt)")
     conv.add_argument("--out", required=True, help="output folder (new or empty)")
     conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components: a pipeline")
-    conv.add_argument("--heads", type=_positive_int, default=None, help="attention heads (default: width / 128)")
+    conv.add_argument("--heads", type=positive_int, default=None, help="attention heads (default: width / 128)")
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
     from .data import add_cache_arguments, add_sample_list_arguments, run_cache, run_sample_list
@@ -305,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     trn = commands.add_parser("train", help="run one training stage (text, vae, base, sync) from a TOML config")
     trn.add_argument("--config", required=True, help="stage config (see configs/)")
-    trn.add_argument("--max-steps", type=_positive_int, default=None, help="override the config's max_steps")
+    trn.add_argument("--max-steps", type=positive_int, default=None, help="override the config's max_steps")
     trn.add_argument("--restart", action="store_true", help="discard checkpoints instead of resuming")
     trn.add_argument("--quiet", action="store_true", help="no progress bar")
     trn.set_defaults(func=cmd_train)

@@ -60,7 +60,8 @@ class SynCamMasterPipeline(WanPipeline):
     Components: ``tokenizer`` and ``text_encoder`` (UMT5), ``transformer`` (``SynCamMasterTransformer3DModel``),
     ``vae`` (``AutoencoderKLWan``), ``scheduler`` (flow matching; ``FlowMatchEulerDiscreteScheduler`` with shift 5
     reproduces the release). ``focal_length_per_side`` records the intrinsics of the model's training data:
-    fx = fy = focal_length_per_side * max(W, H) pixels, principal point at the image centre.
+    fx = fy = focal_length_per_side * max(W, H) pixels, principal point at the image centre;
+    ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512).
 
     Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
     plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
@@ -78,12 +79,15 @@ class SynCamMasterPipeline(WanPipeline):
         vae: AutoencoderKLWan,
         scheduler: FlowMatchEulerDiscreteScheduler,
         focal_length_per_side: float = SYNCAMVIDEO_FOCAL_PER_SIDE,
+        max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
             tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler
         )
-        self.register_to_config(focal_length_per_side=float(focal_length_per_side))
+        self.register_to_config(
+            focal_length_per_side=float(focal_length_per_side), max_sequence_length=int(max_sequence_length)
+        )
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
@@ -248,7 +252,7 @@ class SynCamMasterPipeline(WanPipeline):
         sync: bool = True,
         output_type: str = "np",
         return_dict: bool = True,
-        max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
+        max_sequence_length: int | None = None,
         callback_on_step_end=None,
     ) -> SynCamMasterPipelineOutput | tuple:
         """Generates one video per camera of ``rig`` for each prompt.
@@ -262,6 +266,7 @@ class SynCamMasterPipeline(WanPipeline):
             generator / seed: noise source; the same seed gives the same videos.
             sync: ``False`` bypasses the multi-view synchronization module (views generated independently).
             output_type: "np", "pt", "pil" or "latent" (see ``SynCamMasterPipelineOutput``).
+            max_sequence_length: text tokens per prompt; default: the length the model was trained with.
             callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
         """
         # 1. Check inputs
@@ -275,6 +280,7 @@ class SynCamMasterPipeline(WanPipeline):
             generator = torch.Generator("cpu").manual_seed(seed)
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
+        max_sequence_length = max_sequence_length or self.config.max_sequence_length
         if isinstance(negative_prompt, str) or negative_prompt is None:
             negative_prompt = [negative_prompt or ""] * batch_size
 

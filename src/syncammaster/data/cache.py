@@ -45,6 +45,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ..argtypes import int_at_least
 from ..scene import read_video
 from .index import DatasetError, SceneIndex, write_text_atomic
 
@@ -567,21 +568,8 @@ def cache_dataset(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def _devices(text: str) -> int | str:
-    return text if text == "auto" else _int_at_least(1)(text)
+    return text if text == "auto" else int_at_least(1)(text)
 
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -598,12 +586,12 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
         help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/)",
     )
     parser.add_argument("--out", required=True, metavar="CACHE", help="cache folder (new, or a cache to complete)")
-    parser.add_argument("--frames", type=_int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
-    parser.add_argument("--height", type=_int_at_least(1), default=480, help="pixels after resize and crop (480)")
-    parser.add_argument("--width", type=_int_at_least(1), default=832, help="pixels after resize and crop (832)")
-    parser.add_argument("--batch-size", type=_int_at_least(1), default=1, help="videos encoded together (1)")
+    parser.add_argument("--frames", type=int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
+    parser.add_argument("--height", type=int_at_least(1), default=480, help="pixels after resize and crop (480)")
+    parser.add_argument("--width", type=int_at_least(1), default=832, help="pixels after resize and crop (832)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=1, help="videos encoded together (1)")
     parser.add_argument(
-        "--max-sequence-length", type=_int_at_least(1), default=DEFAULT_MAX_SEQUENCE_LENGTH, help="caption tokens (512)"
+        "--max-sequence-length", type=int_at_least(1), default=DEFAULT_MAX_SEQUENCE_LENGTH, help="caption tokens (512)"
     )
     parser.add_argument("--strict", action="store_true", help="fail at the first bad file instead of skipping it")
     parser.add_argument("--skip-video-check", action="store_true", help="do not decode the videos when indexing")
@@ -616,7 +604,7 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--lightning", action="store_true", help="encode through Lightning on every available GPU")
     parser.add_argument("--devices", type=_devices, default="auto", help="devices for --lightning (default: all)")
-    parser.add_argument("--workers", type=_int_at_least(0), default=0, help="processes decoding videos (0)")
+    parser.add_argument("--workers", type=int_at_least(0), default=0, help="processes decoding videos (0)")
 
 
 def run_cache(args: argparse.Namespace) -> None:

@@ -182,7 +182,7 @@ def fit(config: TrainConfig, module: pl.LightningModule, dataset: Dataset, resta
     # StepSampler restarts the data at the restored step, which Lightning cannot see; its warning does not apply.
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-    trainer.fit(module, loader, ckpt_path=last if last.exists() and not restart else None, weights_only=False)
+    trainer.fit(module, loader, ckpt_path=last if last.exists() and not restart else None, weights_only=True)
     return trainer
 
 

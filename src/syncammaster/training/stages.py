@@ -150,6 +150,13 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
             text_dim=t.text_dim, freq_dim=t.freq_dim, ffn_dim=t.ffn_dim, num_layers=t.num_layers,
             cross_attn_norm=True,
         )
+    transformer = _fit_transformer(config, transformer, dataset, restart, progress_bar)
+    save_atomically(transformer.save_pretrained, config.export_path)
+    return config.export_path
+
+
+def _fit_transformer(config: TrainConfig, transformer, dataset, restart: bool, progress_bar: bool):
+    """Flow-matching training of ``transformer``; returns it in fp32, eval mode, without gradient checkpointing."""
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
@@ -157,8 +164,7 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
     transformer = module.transformer.float().eval()
     transformer.disable_gradient_checkpointing()
-    save_atomically(transformer.save_pretrained, config.export_path)
-    return config.export_path
+    return transformer.requires_grad_(False)
 
 
 def _load_wan_transformer(folder: str | Path):
@@ -178,19 +184,13 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     index = _index(config)
     dataset = _latent_dataset(config, index, num_views=config.num_views)
     transformer = SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(config.base_model))
-    if config.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-    module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
-                                config.shift, config.bf16_timesteps, config.seed)
-    fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
-    transformer = module.transformer.float().eval()
-    transformer.disable_gradient_checkpointing()
-    transformer.requires_grad_(False)
+    transformer = _fit_transformer(config, transformer, dataset, restart, progress_bar)
 
     tokenizer, text_encoder, vae = _components(config)
     pipe = SynCamMasterPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=config.shift),
-                                focal_length_per_side=data_focal_per_side(index))
+                                focal_length_per_side=data_focal_per_side(index),
+                                max_sequence_length=config.max_sequence_length)
     save_atomically(pipe.save_pretrained, config.export_path)
     (config.export_path / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
     return config.export_path
