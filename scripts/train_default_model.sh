@@ -14,14 +14,18 @@ time syncammaster train --config configs/small/text.toml
 time syncammaster train --config configs/small/vae.toml
 time syncammaster train --config configs/small/base.toml
 time syncammaster train --config configs/small/sync.toml
+time syncammaster train --config configs/small/vae_decoder.toml
 python - <<'PY'
 import shutil
 from pathlib import Path
 
 from syncammaster.cli import default_model_dir
 
-source, target = Path("runs/default_model/export"), default_model_dir()
+# The trained pipeline, with the VAE whose decoder was fine-tuned on full clips (same encoder, same latents).
+source, decoder, target = Path("runs/default_model/export"), Path("runs/default_model/final/vae"), default_model_dir()
 shutil.rmtree(target, ignore_errors=True)
 shutil.copytree(source, target)
-print(f"installed {source} -> {target}")
+shutil.rmtree(target / "vae")
+shutil.copytree(decoder, target / "vae")
+print(f"installed {source} (+ {decoder}) -> {target}")
 PY

@@ -1,6 +1,7 @@
 """The four stages chained on a tiny rendered dataset: the exported folder loads into SynCamMasterPipeline."""
 
 import pytest
+import torch
 
 from syncammaster import SynCamMasterPipeline
 from syncammaster.render import render_dataset
@@ -41,6 +42,20 @@ def test_text_vae_base_sync_chain(tmp_path, data):
     export = train(stage_config("sync", tmp_path, data, components=str(components), base_model=str(base),
                                 num_views=2, max_azimuth=180.0, max_elevation=90.0, **common),
                    progress_bar=False)
+
+    # Decoder-only fine-tuning keeps the encoder (and so every latent downstream) unchanged.
+    from diffusers import AutoencoderKLWan
+
+    final = train(stage_config("vae", tmp_path / "decoder", data, export_dir=str(tmp_path / "final"),
+                               vae={"init_from": str(components / "vae"), "train_encoder": False,
+                                    "crop_size": 16, "clip_frames": 5}),
+                  progress_bar=False)
+    before = AutoencoderKLWan.from_pretrained(components / "vae")
+    after = AutoencoderKLWan.from_pretrained(final / "vae")
+    assert all(torch.equal(a, b) for a, b in zip(before.encoder.parameters(), after.encoder.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(before.decoder.parameters(), after.decoder.parameters(),
+                                                        strict=True))
+    assert after.config.latents_mean == before.config.latents_mean
 
     pipe = SynCamMasterPipeline.from_pretrained(export)
     pipe.set_progress_bar_config(disable=True)

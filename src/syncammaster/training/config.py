@@ -55,6 +55,8 @@ class VAEConfig:
     kl_weight: float = 1e-6  # a light KL term keeps the latent space smooth without blurring reconstructions
     crop_size: int = 64  # training crops (the VAE is convolutional, so crops generalise to full frames)
     clip_frames: int = 5  # 4k+1 frames per training clip
+    init_from: str | None = None  # continue from this VAE folder instead of a fresh one
+    train_encoder: bool = True  # False: fine-tune the decoder only, so latents (and caches, models on them) stay valid
 
 
 @dataclass
@@ -151,6 +153,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     for key in ("data_root", "output_dir", "components", "cache_dir", "base_model", "export_dir"):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((path.parent / data[key]).resolve())
+    vae = data.get("vae", {})
+    if isinstance(vae.get("init_from"), str) and not Path(vae["init_from"]).is_absolute():
+        vae["init_from"] = str((path.parent / vae["init_from"]).resolve())
     return config_from_dict(data, source=str(path))
 
 

@@ -148,7 +148,8 @@ class VAEModule(pl.LightningModule):
         return total
 
     def configure_optimizers(self):
-        return adamw_with_warmup(self.vae.parameters(), self.learning_rate, 0.01, self.warmup_steps)
+        trainable = [p for p in self.vae.parameters() if p.requires_grad]
+        return adamw_with_warmup(trainable, self.learning_rate, 0.01, self.warmup_steps)
 
 
 def adamw_with_warmup(parameters, learning_rate: float, weight_decay: float, warmup_steps: int):

@@ -74,17 +74,25 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
     videos = [index.video_path(scene, camera) for scene in index for camera in scene.cameras]
     v = config.vae
     torch.manual_seed(config.seed)
-    vae = AutoencoderKLWan(base_dim=v.base_dim, z_dim=v.z_dim, dim_mult=list(v.dim_mult),
-                           num_res_blocks=v.num_res_blocks, temperal_downsample=list(WAN_TEMPORAL_DOWNSAMPLE),
-                           latents_mean=[0.0] * v.z_dim, latents_std=[1.0] * v.z_dim)
+    if v.init_from is not None:
+        vae = AutoencoderKLWan.from_pretrained(v.init_from)
+    else:
+        vae = AutoencoderKLWan(base_dim=v.base_dim, z_dim=v.z_dim, dim_mult=list(v.dim_mult),
+                               num_res_blocks=v.num_res_blocks, temperal_downsample=list(WAN_TEMPORAL_DOWNSAMPLE),
+                               latents_mean=[0.0] * v.z_dim, latents_std=[1.0] * v.z_dim)
+    if not v.train_encoder:
+        vae.requires_grad_(False)
+        vae.decoder.requires_grad_(True)
+        vae.post_quant_conv.requires_grad_(True)
     module = VAEModule(vae, learning_rate=config.learning_rate, kl_weight=v.kl_weight,
                        warmup_steps=config.warmup_steps)
     dataset = VideoClipDataset(videos, v.clip_frames, v.crop_size, config.max_steps * config.batch_size, config.seed)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
 
     vae = module.vae.float().eval()
-    mean, std = latent_statistics(vae, videos, config)
-    vae.register_to_config(latents_mean=mean, latents_std=std)
+    if v.train_encoder:  # a frozen encoder keeps the latent statistics the models downstream were trained with
+        mean, std = latent_statistics(vae, videos, config)
+        vae.register_to_config(latents_mean=mean, latents_std=std)
     save_atomically(vae.save_pretrained, config.export_path / "vae")
     return config.export_path
 
