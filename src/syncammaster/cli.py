@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from .argtypes import frame_count, non_negative_int, positive_int, size
+from .atomic import save_atomically
 
 RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
@@ -155,8 +154,6 @@ def cmd_cameras(args) -> None:
 
 
 def cmd_convert(args) -> None:
-    import shutil
-
     import torch
 
     from .models import SynCamMasterTransformer3DModel
@@ -165,23 +162,15 @@ def cmd_convert(args) -> None:
     if out.exists() and any(out.iterdir()):
         raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent if out.parent.exists() else None))
-    try:
-        if args.wan is not None:
-            from .pipeline import SynCamMasterPipeline
+    if args.wan is not None:
+        from .pipeline import SynCamMasterPipeline
 
-            pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
-            pipe.save_pretrained(staging)
-        else:
-            model = SynCamMasterTransformer3DModel.from_official_checkpoint(
-                args.checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
-            )
-            model.save_pretrained(staging)
-        out.mkdir(parents=True, exist_ok=True)
-        for item in staging.iterdir():
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+    else:
+        model = SynCamMasterTransformer3DModel.from_official_checkpoint(
+            args.checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
+        )
+    save_atomically(model.save_pretrained, out)
     print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argtypes import positive_int
 from ..cameras import CameraRig
 from .index import DatasetError, SceneIndex, write_text_atomic
 
@@ -156,22 +157,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_sample_list_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``syncammaster sample-list``: ROOT, --views, --max-azimuth, --max-elevation, --out, --strict."""
     parser.add_argument("root", metavar="ROOT", help="dataset root in the SynCamVideo layout (metadata.csv, train/)")
     parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write: {scene: [[cam, ...], ...]}")
     parser.add_argument(
-        "--views", type=_positive_int, default=DEFAULT_NUM_VIEWS, help=f"cameras per group ({DEFAULT_NUM_VIEWS})"
+        "--views", type=positive_int, default=DEFAULT_NUM_VIEWS, help=f"cameras per group ({DEFAULT_NUM_VIEWS})"
     )
     parser.add_argument(
         "--max-azimuth",

@@ -9,9 +9,7 @@ step, so a resumed run continues exactly as an uninterrupted one would).
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -184,22 +182,3 @@ def fit(config: TrainConfig, module: pl.LightningModule, dataset: Dataset, resta
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     trainer.fit(module, loader, ckpt_path=last if last.exists() and not restart else None, weights_only=True)
     return trainer
-
-
-def save_atomically(save, target: Path) -> Path:
-    """Calls ``save(folder)`` on a temporary folder next to ``target`` and moves it into place when complete."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        save(staging)
-        if target.exists():
-            old = staging.with_name(staging.name + "-old")
-            os.replace(target, old)
-            os.replace(staging, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import save_atomically
 from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
 from .config import TrainConfig
 from .modules import FlowMatchingModule, VAEModule
-from .runner import VideoClipDataset, fit, save_atomically
+from .runner import VideoClipDataset, fit
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +126,10 @@ def _components(config: TrainConfig):
     )
 
 
-def _latent_dataset(config: TrainConfig, index, num_views: int):
+def _latent_dataset(config: TrainConfig, index, num_views: int, components):
     from ..data import LatentViewDataset, cache_dataset
 
-    tokenizer, text_encoder, vae = _components(config)
+    tokenizer, text_encoder, vae = components
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
                   height=config.height, width=config.width, max_sequence_length=config.max_sequence_length)
     return LatentViewDataset(index, config.cache_path, num_views=num_views, max_az=config.max_azimuth,
@@ -146,7 +147,7 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     from diffusers import WanTransformer3DModel
 
     index = _index(config)
-    dataset = _latent_dataset(config, index, num_views=1)
+    dataset = _latent_dataset(config, index, 1, _components(config))
     if config.base_model is not None:
         transformer = _load_wan_transformer(config.base_model)
     else:
@@ -190,11 +191,12 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     from ..pipeline import SynCamMasterPipeline
 
     index = _index(config)
-    dataset = _latent_dataset(config, index, num_views=config.num_views)
+    components = _components(config)
+    dataset = _latent_dataset(config, index, config.num_views, components)
     transformer = SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(config.base_model))
     transformer = _fit_transformer(config, transformer, dataset, restart, progress_bar)
 
-    tokenizer, text_encoder, vae = _components(config)
+    tokenizer, text_encoder, vae = components
     pipe = SynCamMasterPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=config.shift),
                                 focal_length_per_side=data_focal_per_side(index),
