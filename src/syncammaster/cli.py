@@ -1,4 +1,4 @@
-"""The ``syncammaster`` command: generate, cameras, convert.
+"""The ``syncammaster`` command: generate, cameras, convert, render, sample-list, cache, evaluate, train.
 
 Every failure ends in one line on stderr (``syncammaster <command>: error: ...``) and a non-zero exit code; a failed
 command leaves its output folder as it found it.
@@ -174,6 +174,71 @@ def cmd_convert(args) -> None:
     print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
 
 
+# ---------------------------------------------------------------------- evaluate
+
+
+def _plot_names(scenes: list[Path]) -> list[str]:
+    """One PNG name per scene: its folder name, numbered when two scenes share a name."""
+    names = [f"{scene.resolve().name or 'scene'}_worst_pair.png" for scene in scenes]
+    return [f"{i:03d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def cmd_evaluate(args) -> None:
+    from .cameras import Intrinsics
+    from .evaluate import EvaluationSettings, evaluate_scene_dir, summarize
+    from .evaluate.report import format_table, plot_worst_pair, write_json
+
+    # 1. Check inputs and outputs before any work.
+    if args.intrinsics is not None and args.focal_per_side is not None:
+        raise CommandError("give either --intrinsics or --focal-per-side, not both")
+    settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag)
+    intrinsics = Intrinsics.from_json(args.intrinsics) if args.intrinsics is not None else None
+    scenes = [Path(s) for s in args.scenes]
+    plots_dir = None
+    if not args.no_plots:
+        plots_dir = Path(args.plots) if args.plots else (Path(args.json).parent if args.json else Path("evaluation"))
+    targets = [Path(args.json)] if args.json else []
+    if plots_dir is not None:
+        targets += [plots_dir / name for name in _plot_names(scenes)]
+    clash = next((t for t in targets if t.exists()), None)
+    if clash is not None and not args.overwrite:
+        raise CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
+    clip = None
+    if args.clip is not None:
+        from .evaluate.clip import ClipScorer
+
+        clip = ClipScorer(args.clip, device=args.device or "cpu")
+
+    # 2. Score every scene.
+    evaluations = []
+    for scene in scenes:
+        evaluation = evaluate_scene_dir(scene, settings, intrinsics=intrinsics, focal_per_side=args.focal_per_side,
+                                        progress=not args.quiet)
+        if clip is not None:
+            report = evaluation.report
+            evaluation.report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
+        evaluations.append(evaluation)
+    overall = summarize(evaluations)
+
+    # 3. Report: table, JSON, worst-pair plots.
+    print(format_table(evaluations, overall, pairs=not args.no_pairs))
+    for evaluation in evaluations:
+        if "clip" in evaluation.report:
+            scores = evaluation.report["clip"]
+            print(f"{evaluation.report['scene']}: " + ", ".join(
+                f"{k.upper().replace('_', '-')} {'-' if v is None else f'{v:.2f}'}" for k, v in scores.items()))
+    if plots_dir is not None:
+        for evaluation, name in zip(evaluations, _plot_names(scenes), strict=True):
+            written = plot_worst_pair(evaluation, plots_dir / name)
+            print(f"wrote {written}" if written else f"{evaluation.report['scene']}: no pair with matches to plot")
+    if args.json:
+        settings_record = {"frames": args.frames, "ratio": args.ratio, "ransac_px": args.ransac_px,
+                           "max_lag": args.max_lag}
+        write_json(args.json, {"settings": settings_record, "summary": overall,
+                               "scenes": [e.report for e in evaluations]})
+        print(f"wrote {args.json}")
+
+
 # ---------------------------------------------------------------------- train
 
 
@@ -255,6 +320,27 @@ def build_parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="encode a dataset's videos (VAE) and captions (text encoder) once")
     add_cache_arguments(cache)
     cache.set_defaults(func=run_cache)
+
+    ev = commands.add_parser("evaluate", help="score cross-view consistency of scene folders (matches, epipolar, sync)")
+    ev.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (generated, rendered or real)")
+    ev.add_argument("--json", default=None, metavar="FILE", help="write every number to this JSON file")
+    ev.add_argument("--plots", default=None, metavar="DIR",
+                    help="folder for each scene's worst-pair PNG (default: the --json folder, else ./evaluation)")
+    ev.add_argument("--no-plots", action="store_true", help="write no PNG")
+    ev.add_argument("--frames", type=positive_int, default=8, help="time steps sampled for matching (default 8)")
+    ev.add_argument("--ratio", type=float, default=0.8, help="Lowe ratio-test threshold (default 0.8)")
+    ev.add_argument("--ransac-px", type=float, default=1.0, help="RANSAC inlier threshold, pixels (default 1)")
+    ev.add_argument("--max-lag", type=non_negative_int, default=4, help="largest lag of the sync score (default 4)")
+    ev.add_argument("--intrinsics", default=None, metavar="FILE.json",
+                    help="intrinsics for every scene (default: each scene's, else the training formula)")
+    ev.add_argument("--focal-per-side", type=float, default=None,
+                    help="scenes without intrinsics: fx = fy = F * max(W, H) (default 24 / 23.76)")
+    ev.add_argument("--clip", default=None, metavar="DIR", help="local CLIP folder: adds CLIP-T, CLIP-F, CLIP-V")
+    ev.add_argument("--device", default=None, help="torch device for CLIP (default cpu)")
+    ev.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
 
     trn = commands.add_parser("train", help="run one training stage (text, vae, base, sync) from a TOML config")
     trn.add_argument("--config", required=True, help="stage config (see configs/)")

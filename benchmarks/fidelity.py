@@ -1,0 +1,191 @@
+"""Fidelity benchmark: does the shipped model put one scene, consistently, in front of the requested cameras?
+
+Held-out procedural scenes (render seeds never used in training) give a caption and V cameras each. Four rows are
+scored with ``syncammaster evaluate``'s measures (SIFT matches, Sampson distance to the epipolar geometry of the
+requested cameras, motion synchronization):
+
+- ground truth: the renderer's own views from those cameras (the best a model can do);
+- SynCamMaster: the shipped model given the caption and the cameras;
+- no sync: the same model, seed and inputs with the multi-view synchronization module bypassed (the paper's
+  ablation: each view is generated alone);
+- shuffled ground truth: the true videos, but each under another view's camera (a control that must score badly).
+
+Goal (issue "evaluation"): the model's median epipolar error within 1.5x of ground truth, and at least 5x better than
+the ablation.
+
+Run from the repository root (about 90 s per scene on a 2-core CPU at the defaults):
+
+    python benchmarks/fidelity.py --scenes 10 --out runs/fidelity --markdown runs/fidelity/fidelity.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from syncammaster.cli import default_model_dir
+from syncammaster.data.views import view_groups
+from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
+from syncammaster.pipeline import SynCamMasterPipeline
+from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
+from syncammaster.scene import Scene
+
+TRAINING_RENDER_SEED = 1000  # scripts/train_default_model.sh renders the training scenes with this seed
+TRAINING_SCENES = 160
+CAMERAS_PER_SCENE = 10  # drawn as the training renders draw theirs; the first group of V within the sync limits is used
+MAX_AZIMUTH_DEG, MAX_ELEVATION_DEG = 60.0, 30.0  # configs/small/sync.toml
+ROWS = ("ground truth", "SynCamMaster", "no sync (ablation)", "shuffled ground truth")
+
+
+def held_out_seeds(seed: int, count: int) -> list[int]:
+    """Scene seeds of the benchmark; refuses any that a training scene used."""
+    training = {scene_seed(TRAINING_RENDER_SEED, i) for i in range(TRAINING_SCENES)}
+    seeds = [scene_seed(seed, i) for i in range(count)]
+    if training & set(seeds):
+        raise SystemExit(f"--seed {seed} draws scenes used in training; pick another")
+    return seeds
+
+
+def ground_truth(seed: int, num_views: int, frames: int, size: int) -> tuple[Scene, float]:
+    """The rendered scene seen by the first valid group of ``num_views`` of its cameras, and the render time."""
+    spec = sample_scene(seed)
+    rig = sample_cameras(seed, CAMERAS_PER_SCENE, size)
+    groups = view_groups(rig, num_views, MAX_AZIMUTH_DEG, MAX_ELEVATION_DEG)
+    if not groups:
+        return None, 0.0
+    rig = rig.select(list(groups[0]))
+    start = time.perf_counter()
+    videos, _ = render_views(spec, rig, frames, size)
+    return Scene(list(videos), rig, rig.intrinsics, spec.caption), time.perf_counter() - start
+
+
+def shuffled(scene: Scene) -> Scene:
+    """The same videos, each under the next view's camera (a derangement: no video keeps its camera)."""
+    videos = scene.videos[1:] + scene.videos[:1]
+    return Scene(videos, scene.rig, scene.intrinsics, scene.prompt)
+
+
+def generate(pipe, truth: Scene, args, sync: bool) -> tuple[Scene, float]:
+    """The model's videos for the ground truth's caption and cameras, and the generation time."""
+    start = time.perf_counter()
+    height, width = truth.videos[0].shape[1:3]
+    result = pipe(prompt=truth.prompt, rig=truth.rig, negative_prompt=None, height=height, width=width,
+                  num_frames=truth.num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
+                  seed=args.generation_seed, sync=sync, output_type="np")
+    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
+    scene = Scene(videos, truth.rig, pipe.training_intrinsics(width, height), truth.prompt)
+    return scene, time.perf_counter() - start
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: dict[str, dict]) -> list[list[str]]:
+    header = ["row", "matches/f", "matched px/f", "epi median px", "<1px", "<3px", "sync corr", "lag0",
+              "make s/scene", "eval s/scene"]
+    rows = [header]
+    for name, r in results.items():
+        s, epipolar = r["summary"], r["summary"]["epipolar"] or {}
+        rows.append([name, _fmt(s["matches_per_frame"], ".1f"), _fmt(s["matched_pixels_per_frame"], ".1f"),
+                     _fmt(epipolar.get("median_px")), _fmt(epipolar.get("under_1px"), ".0%"),
+                     _fmt(epipolar.get("under_3px"), ".0%"), _fmt(s["sync_corr"]), _fmt(s["sync_lag0_share"], ".0%"),
+                     _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]))
+        if n == 0:
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def goals(results: dict[str, dict]) -> list[str]:
+    def median(row: str) -> float | None:
+        epipolar = results[row]["summary"]["epipolar"]
+        return epipolar["median_px"] if epipolar else None
+
+    truth, model, ablation = median(ROWS[0]), median(ROWS[1]), median(ROWS[2])
+    if None in (truth, model, ablation):
+        return ["a row has no matches at all; the goals cannot be checked"]
+    return [
+        f"model / ground truth median epipolar error: {model / truth:.2f}x (goal <= 1.5x)",
+        f"ablation / model median epipolar error: {ablation / model:.2f}x (goal >= 5x)",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", type=int, default=10, help="held-out scenes (default 10)")
+    parser.add_argument("--seed", type=int, default=9000, help="render seed of the held-out scenes (default 9000)")
+    parser.add_argument("--views", type=int, default=4, help="views per scene (default 4, as the default generate)")
+    parser.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
+    parser.add_argument("--size", type=int, default=128, help="square video side in pixels (default 128)")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    parser.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5)")
+    parser.add_argument("--generation-seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--eval-frames", type=int, default=8, help="time steps matched per pair (default 8)")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped small model)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="runs/fidelity", help="scene folders and fidelity.json go here")
+    parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    pipe = SynCamMasterPipeline.from_pretrained(args.model or default_model_dir()).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    settings = EvaluationSettings(frames=args.eval_frames)
+    scenes: dict[str, list] = {row: [] for row in ROWS}
+    make_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
+    eval_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
+
+    for n, seed in enumerate(held_out_seeds(args.seed, args.scenes)):
+        truth, render_seconds = ground_truth(seed, args.views, args.frames, args.size)
+        if truth is None:
+            print(f"scene {n}: no group of {args.views} cameras within the angle limits; skipped")
+            continue
+        made = {ROWS[0]: (truth, render_seconds), ROWS[3]: (shuffled(truth), 0.0)}
+        made[ROWS[1]] = generate(pipe, truth, args, sync=True)
+        made[ROWS[2]] = generate(pipe, truth, args, sync=False)
+        for row, (scene, seconds) in made.items():
+            folder = out / row.split(" (")[0].replace(" ", "_") / f"scene{n:04d}"
+            scene.write(folder, overwrite=True)
+            start = time.perf_counter()
+            scenes[row].append(evaluate_scene(scene, settings, name=str(folder)))
+            eval_seconds[row].append(time.perf_counter() - start)
+            make_seconds[row].append(seconds)
+        line = ", ".join(f"{row}: {scenes[row][-1].report['summary']['epipolar']['median_px']:.2f} px"
+                         if scenes[row][-1].report["summary"]["epipolar"] else f"{row}: no matches" for row in ROWS)
+        print(f"scene {n} ({truth.prompt[:60]}...): {line}", flush=True)
+
+    results = {
+        row: {"summary": summarize(scenes[row]), "make_seconds": float(np.mean(make_seconds[row])),
+              "eval_seconds": float(np.mean(eval_seconds[row])), "scenes": [e.report for e in scenes[row]]}
+        for row in ROWS
+    }
+    rows = table(results)
+    print()
+    print_table(rows)
+    for line in goals(results):
+        print(line)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fidelity.json").write_text(json.dumps({"settings": vars(args), "results": results}, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows) + "\n\n" + "\n".join(f"- {g}" for g in goals(results)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Feature matches between two views at the same time step: OpenCV SIFT, Lowe's ratio test, mutual nearest
+neighbours, RANSAC inliers.
+
+OpenCV places pixel centres at integer coordinates; the project places them at (j + 0.5, i + 0.5)
+(:mod:`syncammaster.cameras`), so keypoints are shifted by half a pixel on the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DEFAULT_RATIO = 0.8  # Lowe's ratio test threshold (his paper's value)
+DEFAULT_RANSAC_PX = 1.0  # inlier threshold of the fundamental matrix fitted to the matches themselves
+MIN_MATCHES_FOR_RANSAC = 8  # the eight-point minimum of a fundamental matrix fit
+RANSAC_CONFIDENCE = 0.999
+RANSAC_SEED = 0  # OpenCV's RANSAC draws from the global RNG; seeding it makes scores repeatable
+
+
+@dataclass
+class Features:
+    """SIFT keypoints of one frame: (N, 2) float64 pixel positions (project convention) and (N, 128) descriptors."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+
+
+@dataclass
+class Matches:
+    """Matches of one view pair at one time step.
+
+    Attributes:
+        points_a, points_b: (N, 2) pixel positions of the N ratio-test matches in the two views.
+        inliers: (N,) bool, matches consistent with a fundamental matrix fitted by RANSAC to the matches alone
+            (all False when there are fewer than eight matches).
+    """
+
+    points_a: np.ndarray
+    points_b: np.ndarray
+    inliers: np.ndarray
+
+    @property
+    def matched_pixels(self) -> int:
+        """Distinct pixels of view a holding a RANSAC-inlier match (the paper's "matched pixels", SIFT-based)."""
+        if not self.inliers.any():
+            return 0
+        pixels = np.floor(self.points_a[self.inliers]).astype(np.int64)  # (M, 2) column, row
+        return len(np.unique(pixels, axis=0))
+
+
+class SiftMatcher:
+    """Detects SIFT features on RGB frames and matches them with Lowe's ratio test."""
+
+    def __init__(self, ratio: float = DEFAULT_RATIO, ransac_px: float = DEFAULT_RANSAC_PX):
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"the ratio test threshold must be in (0, 1], got {ratio}")
+        if not ransac_px > 0.0:
+            raise ValueError(f"the RANSAC threshold must be a positive number of pixels, got {ransac_px}")
+        self.ratio = ratio
+        self.ransac_px = ransac_px
+        self._sift = cv2.SIFT_create()
+        self._matcher = cv2.BFMatcher(cv2.NORM_L2)
+
+    def detect(self, frame: np.ndarray) -> Features:
+        """SIFT features of one (H, W, 3) uint8 RGB frame."""
+        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        keypoints, descriptors = self._sift.detectAndCompute(gray, None)
+        points = np.array([kp.pt for kp in keypoints], dtype=np.float64).reshape(-1, 2) + 0.5  # -> pixel centres
+        if descriptors is None:
+            descriptors = np.zeros((0, 128), dtype=np.float32)
+        return Features(points, descriptors)
+
+    def match(self, a: Features, b: Features) -> Matches:
+        """Matches a -> b passing the ratio test that are also mutual nearest neighbours; then RANSAC inliers of a
+        fundamental matrix fitted to them."""
+        pairs: list[tuple[int, int]] = []
+        if len(a.points) >= 1 and len(b.points) >= 2:
+            # b's nearest neighbour in a, to keep only mutual nearest neighbours.
+            backward = {m[0].queryIdx: m[0].trainIdx for m in self._matcher.knnMatch(b.descriptors, a.descriptors, k=1)}
+            for best in self._matcher.knnMatch(a.descriptors, b.descriptors, k=2):
+                if len(best) < 2 or best[0].distance >= self.ratio * best[1].distance:
+                    continue
+                if backward.get(best[0].trainIdx) == best[0].queryIdx:
+                    pairs.append((best[0].queryIdx, best[0].trainIdx))
+        index = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        points_a, points_b = a.points[index[:, 0]], b.points[index[:, 1]]
+        inliers = np.zeros(len(index), dtype=bool)
+        if len(index) >= MIN_MATCHES_FOR_RANSAC:
+            cv2.setRNGSeed(RANSAC_SEED)
+            _, mask = cv2.findFundamentalMat(points_a, points_b, cv2.FM_RANSAC, self.ransac_px, RANSAC_CONFIDENCE)
+            if mask is not None:
+                inliers = mask.ravel().astype(bool)
+        return Matches(points_a, points_b, inliers)
