@@ -34,7 +34,7 @@ def test_text_vae_base_sync_chain(tmp_path, data):
                        vae={"base_dim": 4, "z_dim": 4, "dim_mult": [1, 1, 1, 1], "crop_size": 16, "clip_frames": 5}),
           progress_bar=False)
     assert {p.name for p in components.iterdir()} == {"tokenizer", "text_encoder", "vae"}
-    base = train(stage_config("base", tmp_path, data, components=str(components), **common,
+    base = train(stage_config("base", tmp_path, data, components=str(components), caption_dropout=0.5, **common,
                               transformer={"num_attention_heads": 2, "attention_head_dim": 8, "num_layers": 1,
                                            "ffn_dim": 16, "in_channels": 4, "out_channels": 4, "text_dim": 16,
                                            "freq_dim": 16}),

@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,6 +67,25 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_caption_dropout_trains_dropped_groups_on_the_empty_caption():
+    batch = torch.utils.data.default_collate([RandomLatents(2)[i] for i in range(3)])
+    null = torch.randn(5, TEXT_DIM, generator=torch.Generator().manual_seed(9))
+    transformer = SynCamMasterTransformer3DModel.from_wan(tiny_wan())
+    plain = FlowMatchingModule(transformer)
+    every = FlowMatchingModule(transformer, caption_dropout=0.999999, null_prompt_embeds=null)
+    # Dropping every caption is the same as training on the empty caption: same noise, same timesteps.
+    with torch.no_grad():
+        dropped = every.loss(batch, torch.Generator().manual_seed(4))
+        on_null = plain.loss({**batch, "prompt_embeds": null.expand(3, -1, -1)}, torch.Generator().manual_seed(4))
+        with_captions = plain.loss(batch, torch.Generator().manual_seed(4))
+    assert dropped.item() == pytest.approx(on_null.item(), rel=1e-6)
+    assert abs(dropped.item() - with_captions.item()) > 1e-4
+    with pytest.raises(ValueError, match="null_prompt_embeds"):
+        FlowMatchingModule(tiny_wan(), caption_dropout=0.1)
+    with pytest.raises(ValueError, match="caption_dropout"):
+        config(Path("."), caption_dropout=1.0)
 
 
 def read_losses(run):

@@ -96,6 +96,7 @@ class TrainConfig:
     max_steps: int = 20000
     gradient_clip: float | None = None
     shift: float = 5.0  # flow-matching sigma shift
+    caption_dropout: float = 0.0  # share of groups trained on the empty caption (for classifier-free guidance)
     bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
     gradient_checkpointing: bool = True
     # Hardware
@@ -120,6 +121,8 @@ class TrainConfig:
             raise ValueError(f"num_frames={self.num_frames} is not of the form 4k+1")
         if self.height % 16 or self.width % 16:
             raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
         if self.stage == "sync" and self.base_model is None:
             raise ValueError("stage 'sync' needs base_model (the trained base transformer or a Wan diffusers folder)")
         if self.stage in ("base", "sync") and self.components is None:

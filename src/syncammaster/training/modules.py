@@ -49,8 +49,12 @@ class FlowMatchingModule(pl.LightningModule):
         shift: float = 5.0,
         bf16_timesteps: bool = False,
         seed: int = 0,
+        caption_dropout: float = 0.0,
+        null_prompt_embeds: torch.Tensor | None = None,
     ):
         super().__init__()
+        if caption_dropout > 0 and null_prompt_embeds is None:
+            raise ValueError("caption_dropout > 0 needs null_prompt_embeds, the embedding of the empty caption")
         self.transformer = transformer
         self.schedule = FlowSchedule(shift)
         self.learning_rate = learning_rate
@@ -58,6 +62,10 @@ class FlowMatchingModule(pl.LightningModule):
         self.warmup_steps = warmup_steps
         self.bf16_timesteps = bf16_timesteps
         self.seed = seed
+        # Training on the empty caption now and then gives classifier-free guidance the unconditional prediction it
+        # subtracts. A plain attribute, not a buffer: checkpoints stay those of the transformer alone.
+        self.caption_dropout = caption_dropout
+        self.null_prompt_embeds = null_prompt_embeds  # (L, text_dim) or None
         self.is_multiview = isinstance(transformer, SynCamMasterTransformer3DModel)
         if self.is_multiview:
             transformer.freeze_base()
@@ -86,7 +94,13 @@ class FlowMatchingModule(pl.LightningModule):
         noisy = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
         target = noise - x0
 
-        context = batch["prompt_embeds"].repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
+        prompt_embeds = batch["prompt_embeds"]  # (B, L, text_dim)
+        if self.caption_dropout > 0:
+            # Drawn after the noise and timesteps, so those stay what they are without dropout.
+            dropped = torch.rand(batch_size, generator=generator) < self.caption_dropout  # (B,)
+            null = self.null_prompt_embeds.to(prompt_embeds.device, prompt_embeds.dtype)
+            prompt_embeds = torch.where(dropped.to(prompt_embeds.device).view(-1, 1, 1), null, prompt_embeds)
+        context = prompt_embeds.repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
         dtype = next(self.transformer.parameters()).dtype
         kwargs = {}
         if self.is_multiview:

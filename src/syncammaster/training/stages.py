@@ -147,7 +147,8 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     from diffusers import WanTransformer3DModel
 
     index = _index(config)
-    dataset = _latent_dataset(config, index, 1, _components(config))
+    components = _components(config)
+    dataset = _latent_dataset(config, index, 1, components)
     if config.base_model is not None:
         transformer = _load_wan_transformer(config.base_model)
     else:
@@ -159,17 +160,28 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
             text_dim=t.text_dim, freq_dim=t.freq_dim, ffn_dim=t.ffn_dim, num_layers=t.num_layers,
             cross_attn_norm=True,
         )
-    transformer = _fit_transformer(config, transformer, dataset, restart, progress_bar)
+    transformer = _fit_transformer(config, transformer, dataset, components, restart, progress_bar)
     save_atomically(transformer.save_pretrained, config.export_path)
     return config.export_path
 
 
-def _fit_transformer(config: TrainConfig, transformer, dataset, restart: bool, progress_bar: bool):
+def _null_prompt_embeds(config: TrainConfig, components) -> torch.Tensor:
+    """(L, text_dim) embedding of the empty caption, exactly as the pipeline encodes an empty negative prompt."""
+    from ..data.cache import encode_captions, pad_prompt_embeds
+
+    tokenizer, text_encoder, _ = components
+    with torch.no_grad():
+        embeds = encode_captions(tokenizer, text_encoder, [""], config.max_sequence_length)[0]
+    return pad_prompt_embeds(embeds, config.max_sequence_length)
+
+
+def _fit_transformer(config: TrainConfig, transformer, dataset, components, restart: bool, progress_bar: bool):
     """Flow-matching training of ``transformer``; returns it in fp32, eval mode, without gradient checkpointing."""
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
+    null = _null_prompt_embeds(config, components) if config.caption_dropout > 0 else None
     module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
-                                config.shift, config.bf16_timesteps, config.seed)
+                                config.shift, config.bf16_timesteps, config.seed, config.caption_dropout, null)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
     transformer = module.transformer.float().eval()
     transformer.disable_gradient_checkpointing()
@@ -194,7 +206,7 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     components = _components(config)
     dataset = _latent_dataset(config, index, config.num_views, components)
     transformer = SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(config.base_model))
-    transformer = _fit_transformer(config, transformer, dataset, restart, progress_bar)
+    transformer = _fit_transformer(config, transformer, dataset, components, restart, progress_bar)
 
     tokenizer, text_encoder, vae = components
     pipe = SynCamMasterPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
