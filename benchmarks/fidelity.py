@@ -74,7 +74,7 @@ def generate(pipe, truth: Scene, args, sync: bool) -> tuple[Scene, float]:
     """The model's videos for the ground truth's caption and cameras, and the generation time."""
     start = time.perf_counter()
     height, width = truth.videos[0].shape[1:3]
-    result = pipe(prompt=truth.prompt, rig=truth.rig, negative_prompt=None, height=height, width=width,
+    result = pipe(prompt=truth.prompt, rig=truth.rig, height=height, width=width,
                   num_frames=truth.num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
                   seed=args.generation_seed, sync=sync, output_type="np")
     videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)

@@ -580,7 +580,7 @@ def bench_generate(settings: Settings) -> Table:
     call = {
         "prompt": PROMPT,
         "rig": CameraRig.load(GENERATE_RIG, num_views=GENERATE_VIEWS),
-        "negative_prompt": None,  # as the CLI passes it without --negative-prompt
+        "negative_prompt": None,  # the model's default, as the CLI passes it without --negative-prompt
         "height": GENERATE_SIZE,
         "width": GENERATE_SIZE,
         "num_frames": GENERATE_FRAMES,
@@ -596,7 +596,7 @@ def bench_generate(settings: Settings) -> Table:
         text_s = median_seconds(
             lambda: pipe.encode_prompt(
                 [PROMPT],
-                [""],  # the call turns negative_prompt=None into an empty caption
+                [pipe.config.negative_prompt],  # what the call uses for negative_prompt=None
                 do_classifier_free_guidance=GENERATE_GUIDANCE > 1.0,
                 max_sequence_length=pipe.config.max_sequence_length,
                 device=device,

@@ -113,3 +113,23 @@ def test_wan_folder_plus_released_checkpoint(pipe, rig, tmp_path):
 def test_training_intrinsics(pipe):
     intrinsics = pipe.training_intrinsics(48, 32)
     assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == pytest.approx((43.2, 43.2, 24.0, 16.0))
+
+
+def test_default_negative_prompt_comes_from_the_model(pipe, rig, tmp_path):
+    from syncammaster.pipeline import WAN_NEGATIVE_PROMPT
+
+    assert pipe.config.negative_prompt == WAN_NEGATIVE_PROMPT  # the released model's default
+    run = {"num_inference_steps": 2, "seed": 5, "output_type": "latent", **SIZE}
+    default = pipe(CAPTIONS[0], rig, **run).videos
+    assert torch.equal(default, pipe(CAPTIONS[0], rig, negative_prompt=WAN_NEGATIVE_PROMPT, **run).videos)
+    empty = pipe(CAPTIONS[0], rig, negative_prompt="", **run).videos
+    assert not torch.equal(default, empty)
+
+    # A model trained with caption dropout records the empty caption as its default; the folder keeps it.
+    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    components = {name: getattr(pipe, name) for name in names}
+    SynCamMasterPipeline(**components, negative_prompt="").save_pretrained(tmp_path / "model")
+    loaded = SynCamMasterPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.negative_prompt == ""
+    assert torch.equal(loaded(CAPTIONS[0], rig, **run).videos, empty)

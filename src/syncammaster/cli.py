@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--width", type=size, default=128, help="pixels, a multiple of 16 (default 128)")
     gen.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
     gen.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5.0)")
-    gen.add_argument("--negative-prompt", default=None, help="negative caption (default: Wan's)")
+    gen.add_argument("--negative-prompt", default=None,
+                     help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
     gen.add_argument("--out", required=True, help="output scene folder")
     gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")

@@ -61,7 +61,9 @@ class SynCamMasterPipeline(WanPipeline):
     ``vae`` (``AutoencoderKLWan``), ``scheduler`` (flow matching; ``FlowMatchEulerDiscreteScheduler`` with shift 5
     reproduces the release). ``focal_length_per_side`` records the intrinsics of the model's training data:
     fx = fy = focal_length_per_side * max(W, H) pixels, principal point at the image centre;
-    ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512).
+    ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512); ``negative_prompt`` the
+    negative caption guidance uses by default (Wan's for the released model; the empty caption for models trained
+    with caption dropout, which is what their unconditional branch learned).
 
     Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
     plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
@@ -80,13 +82,18 @@ class SynCamMasterPipeline(WanPipeline):
         scheduler: FlowMatchEulerDiscreteScheduler,
         focal_length_per_side: float = SYNCAMVIDEO_FOCAL_PER_SIDE,
         max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
+        negative_prompt: str = WAN_NEGATIVE_PROMPT,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
             tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler
         )
+        if not isinstance(negative_prompt, str):
+            raise ValueError(f"the default `negative_prompt` must be a string, got {negative_prompt!r}")
         self.register_to_config(
-            focal_length_per_side=float(focal_length_per_side), max_sequence_length=int(max_sequence_length)
+            focal_length_per_side=float(focal_length_per_side),
+            max_sequence_length=int(max_sequence_length),
+            negative_prompt=negative_prompt,
         )
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
@@ -241,7 +248,7 @@ class SynCamMasterPipeline(WanPipeline):
         self,
         prompt: str | list[str],
         rig: CameraRig | torch.Tensor,
-        negative_prompt: str | list[str] | None = WAN_NEGATIVE_PROMPT,
+        negative_prompt: str | list[str] | None = None,
         height: int = 480,
         width: int = 832,
         num_frames: int = 81,
@@ -260,7 +267,8 @@ class SynCamMasterPipeline(WanPipeline):
         Args:
             prompt: a caption, or a list of B captions (each gets its own V synchronized videos).
             rig: the cameras (``CameraRig``, static or one pose per frame), or an embedding (V, F_latent, 12).
-            negative_prompt: guidance's negative caption (Wan's default); ``None`` means an empty one.
+            negative_prompt: guidance's negative caption; ``None``: the model's default (``config.negative_prompt``,
+                Wan's for the released model); ``""``: the empty caption.
             height, width: pixels, multiples of 16. num_frames: 4k + 1.
             num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none).
             generator / seed: noise source; the same seed gives the same videos.
@@ -281,8 +289,10 @@ class SynCamMasterPipeline(WanPipeline):
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
         max_sequence_length = max_sequence_length or self.config.max_sequence_length
-        if isinstance(negative_prompt, str) or negative_prompt is None:
-            negative_prompt = [negative_prompt or ""] * batch_size
+        if negative_prompt is None:
+            negative_prompt = self.config.negative_prompt
+        if isinstance(negative_prompt, str):
+            negative_prompt = [negative_prompt] * batch_size
 
         # 2. Encode the prompts once; each prompt's embedding is shared by its V views.
         prompt_embeds, negative_embeds = self.encode_prompt(

@@ -200,7 +200,7 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from ..models import SynCamMasterTransformer3DModel
-    from ..pipeline import SynCamMasterPipeline
+    from ..pipeline import WAN_NEGATIVE_PROMPT, SynCamMasterPipeline
 
     index = _index(config)
     components = _components(config)
@@ -212,7 +212,9 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     pipe = SynCamMasterPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=config.shift),
                                 focal_length_per_side=data_focal_per_side(index),
-                                max_sequence_length=config.max_sequence_length)
+                                max_sequence_length=config.max_sequence_length,
+                                # With caption dropout the unconditional branch learned the empty caption.
+                                negative_prompt="" if config.caption_dropout > 0 else WAN_NEGATIVE_PROMPT)
     save_atomically(pipe.save_pretrained, config.export_path)
     (config.export_path / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
     return config.export_path
