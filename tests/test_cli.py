@@ -14,7 +14,7 @@ from syncammaster.scene import Scene
 from reference_syncammaster import RefConfig, random_official_state_dict
 from tiny import CAPTIONS, tiny_pipeline
 
-SUBCOMMANDS = ["generate", "cameras", "convert"]
+SUBCOMMANDS = ["generate", "cameras", "convert", "render", "sample-list", "cache", "evaluate", "train"]
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,14 @@ def test_convert(tmp_path, capsys):
     assert model.config.num_layers == cfg.num_layers and model.config.num_attention_heads == 2
     code, _, err = run(["convert", str(tmp_path / "step20000.ckpt"), "--out", str(out), "--heads", "2"], capsys)
     assert code == 1 and "not empty" in err
+
+
+def test_help_needs_neither_torch_nor_diffusers():
+    code = (
+        "import sys\n"
+        "from syncammaster.cli import build_parser\n"
+        "build_parser(['--help']).format_help()\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

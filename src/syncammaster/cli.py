@@ -7,6 +7,7 @@ command leaves its output folder as it found it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import sys
 from importlib import resources
@@ -254,7 +255,24 @@ def cmd_train(args) -> None:
 # ---------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, function running it)
+    "render": ("render procedural multi-camera scenes (SynCamVideo layout)", ".render.dataset",
+               "add_render_arguments", "run_render"),
+    "sample-list": ("list the view groups of each scene of a dataset (JSON)", ".data.views",
+                    "add_sample_list_arguments", "run_sample_list"),
+    "cache": ("encode a dataset's videos (VAE) and captions (text encoder) once", ".data.cache",
+              "add_cache_arguments", "run_cache"),
+}
+
+
+def _invoked_command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``syncammaster`` parser; ``argv`` (default ``sys.argv[1:]``) says which command's flags to load."""
+    invoked = _invoked_command(sys.argv[1:] if argv is None else argv)
     parser = OneLineArgumentParser(
         prog="syncammaster",
         description="SynCamMaster: a text prompt and N cameras -> N synchronized, 3D-consistent videos.",
@@ -307,20 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--heads", type=positive_int, default=None, help="attention heads (default: width / 128)")
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
-    from .data import add_cache_arguments, add_sample_list_arguments, run_cache, run_sample_list
-    from .render import add_render_arguments, run_render
-
-    render = commands.add_parser("render", help="render procedural multi-camera scenes (SynCamVideo layout)")
-    add_render_arguments(render)
-    render.set_defaults(func=run_render)
-
-    samples = commands.add_parser("sample-list", help="list the view groups of each scene of a dataset (JSON)")
-    add_sample_list_arguments(samples)
-    samples.set_defaults(func=run_sample_list)
-
-    cache = commands.add_parser("cache", help="encode a dataset's videos (VAE) and captions (text encoder) once")
-    add_cache_arguments(cache)
-    cache.set_defaults(func=run_cache)
+    # Commands whose flags live next to their code: that module is imported only when the command is the one run.
+    for name, (summary, module_name, add_arguments, run) in COMMANDS_ELSEWHERE.items():
+        command = commands.add_parser(name, help=summary)
+        if name == invoked:
+            module = importlib.import_module(module_name, __package__)
+            getattr(module, add_arguments)(command)
+            command.set_defaults(func=getattr(module, run))
 
     ev = commands.add_parser("evaluate", help="score cross-view consistency of scene folders (matches, epipolar, sync)")
     ev.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (generated, rendered or real)")
@@ -353,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from .cameras import CameraError
     from .models import CheckpointError
