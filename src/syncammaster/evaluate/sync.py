@@ -21,8 +21,14 @@ MIN_OVERLAP = 4  # fewest curve samples a lagged correlation is computed on
 
 def motion_energy(video: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 video -> (T - 1,) float64 mean absolute difference of consecutive grey frames."""
-    grey = video.astype(np.float64).mean(axis=-1) / 255.0  # (T, H, W)
-    return np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
+    # Frame by frame, so a long high-resolution video never exists in floating point all at once.
+    energy, previous = np.empty(max(len(video) - 1, 0)), None
+    for t, frame in enumerate(video):
+        grey = frame.astype(np.float32).mean(axis=-1) / np.float32(255.0)  # (H, W)
+        if previous is not None:
+            energy[t - 1] = np.abs(grey - previous).mean(dtype=np.float64)
+        previous = grey
+    return energy
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
