@@ -205,6 +205,12 @@ def cmd_evaluate(args) -> None:
     clash = next((t for t in targets if t.exists()), None)
     if clash is not None and not args.overwrite:
         raise CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
+    matcher = None
+    if args.matcher is not None:
+        from .evaluate.matching import LearnedMatcher
+
+        matcher = LearnedMatcher(args.matcher, device=args.device or "cpu", threshold=args.match_threshold,
+                                 ransac_px=args.ransac_px)
     clip = None
     if args.clip is not None:
         from .evaluate.clip import ClipScorer
@@ -215,7 +221,7 @@ def cmd_evaluate(args) -> None:
     evaluations = []
     for scene in scenes:
         evaluation = evaluate_scene_dir(scene, settings, intrinsics=intrinsics, focal_per_side=args.focal_per_side,
-                                        progress=not args.quiet)
+                                        progress=not args.quiet, matcher=matcher)
         if clip is not None:
             report = evaluation.report
             evaluation.report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
@@ -235,7 +241,8 @@ def cmd_evaluate(args) -> None:
             print(f"wrote {written}" if written else f"{evaluation.report['scene']}: no pair with matches to plot")
     if args.json:
         settings_record = {"frames": args.frames, "ratio": args.ratio, "ransac_px": args.ransac_px,
-                           "max_lag": args.max_lag}
+                           "max_lag": args.max_lag, "matcher": args.matcher or "sift",
+                           "match_threshold": args.match_threshold}
         write_json(args.json, {"settings": settings_record, "summary": overall,
                                "scenes": [e.report for e in evaluations]})
         print(f"wrote {args.json}")
@@ -348,8 +355,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="intrinsics for every scene (default: each scene's, else the training formula)")
     ev.add_argument("--focal-per-side", type=float, default=None,
                     help="scenes without intrinsics: fx = fy = F * max(W, H) (default 24 / 23.76)")
+    ev.add_argument("--matcher", default=None, metavar="DIR",
+                    help="local keypoint-matcher folder (LightGlue, SuperGlue, EfficientLoFTR) instead of SIFT")
+    ev.add_argument("--match-threshold", type=float, default=0.0,
+                    help="with --matcher: keep matches scoring above this (default 0: the model's own filter)")
     ev.add_argument("--clip", default=None, metavar="DIR", help="local CLIP folder: adds CLIP-T, CLIP-F, CLIP-V")
-    ev.add_argument("--device", default=None, help="torch device for CLIP (default cpu)")
+    ev.add_argument("--device", default=None, help="torch device for CLIP and --matcher (default cpu)")
     ev.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")

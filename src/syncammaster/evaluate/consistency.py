@@ -2,9 +2,9 @@
 
 For every pair of views (a, b) and a set of time steps sampled evenly over the clip:
 
-1. SIFT features of both frames, Lowe's ratio test -> matches (:mod:`.matching`); the matches that a fundamental
-   matrix fitted to them by RANSAC keeps give "matched pixels", the paper's measure of how much two views agree
-   with each other.
+1. SIFT features of both frames, Lowe's ratio test -> matches (:mod:`.matching`; or a learned matcher from a local
+   folder); the matches that a fundamental matrix fitted to them by RANSAC keeps give "matched pixels", the paper's
+   measure of how much two views agree with each other.
 2. The fundamental matrix implied by the scene's extrinsics and intrinsics (:mod:`.geometry`); the Sampson distance
    of every match to it, in pixels. Views that show one 3-D scene from the *requested* cameras put matches on their
    epipolar lines: median well under a pixel for renders. Views that agree with each other but not with the cameras
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..cameras import Intrinsics
 from ..scene import Scene
 from .geometry import GeometryError, epipolar_distances, fundamental_from_cameras
-from .matching import DEFAULT_RANSAC_PX, DEFAULT_RATIO, Features, Matches, SiftMatcher
+from .matching import DEFAULT_RANSAC_PX, DEFAULT_RATIO, Features, LearnedMatcher, Matches, SiftMatcher
 from .sync import DEFAULT_MAX_LAG, motion_energy, sync_score
 
 DEFAULT_SAMPLED_FRAMES = 8
@@ -131,8 +131,12 @@ def evaluate_scene(
     focal_per_side: float | None = None,
     name: str = "scene",
     progress: bool = False,
+    matcher: SiftMatcher | LearnedMatcher | None = None,
 ) -> SceneEvaluation:
-    """Scores every view pair of ``scene`` (module docstring); EvaluationError if it cannot be scored."""
+    """Scores every view pair of ``scene`` (module docstring); EvaluationError if it cannot be scored.
+
+    ``matcher`` defaults to SIFT with the settings' ratio and RANSAC threshold; a ``LearnedMatcher`` replaces it.
+    """
     settings = settings or EvaluationSettings()
     # 1. Check inputs.
     num_views = scene.rig.num_views
@@ -141,10 +145,10 @@ def evaluate_scene(
     num_frames, height, width, _ = scene.videos[0].shape
     intrinsics, intrinsics_source = resolve_intrinsics(scene, intrinsics, focal_per_side)
     frames = sample_frames(num_frames, settings.frames)
-    matcher = SiftMatcher(settings.ratio, settings.ransac_px)
+    matcher = matcher or SiftMatcher(settings.ratio, settings.ransac_px)
 
     # 2. Features once per (view, sampled frame); motion curves once per view.
-    features: list[dict[int, Features]] = [
+    features: list[dict[int, Features | np.ndarray]] = [
         {t: matcher.detect(video[t]) for t in frames} for video in scene.videos
     ]
     curves = [motion_energy(video) for video in scene.videos]
@@ -209,6 +213,7 @@ def evaluate_scene(
         "width": width,
         "height": height,
         "prompt": scene.prompt,
+        "matcher": matcher.describe(),
         "intrinsics": {"source": intrinsics_source, "fx": intrinsics.fx, "fy": intrinsics.fy,
                        "cx": intrinsics.cx, "cy": intrinsics.cy},
         "sampled_frames": frames,

@@ -8,6 +8,7 @@ OpenCV places pixel centres at integer coordinates; the project places them at (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -85,11 +86,72 @@ class SiftMatcher:
                 if backward.get(best[0].trainIdx) == best[0].queryIdx:
                     pairs.append((best[0].queryIdx, best[0].trainIdx))
         index = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        points_a, points_b = a.points[index[:, 0]], b.points[index[:, 1]]
-        inliers = np.zeros(len(index), dtype=bool)
-        if len(index) >= MIN_MATCHES_FOR_RANSAC:
-            cv2.setRNGSeed(RANSAC_SEED)
-            _, mask = cv2.findFundamentalMat(points_a, points_b, cv2.FM_RANSAC, self.ransac_px, RANSAC_CONFIDENCE)
-            if mask is not None:
-                inliers = mask.ravel().astype(bool)
-        return Matches(points_a, points_b, inliers)
+        return with_ransac_inliers(a.points[index[:, 0]], b.points[index[:, 1]], self.ransac_px)
+
+    def describe(self) -> str:
+        return f"OpenCV SIFT, ratio {self.ratio:g}, mutual nearest neighbours"
+
+
+def with_ransac_inliers(points_a: np.ndarray, points_b: np.ndarray, ransac_px: float) -> Matches:
+    """Matches (N, 2) <-> (N, 2) with the inliers of a fundamental matrix fitted to them by RANSAC."""
+    inliers = np.zeros(len(points_a), dtype=bool)
+    if len(points_a) >= MIN_MATCHES_FOR_RANSAC:
+        cv2.setRNGSeed(RANSAC_SEED)
+        _, mask = cv2.findFundamentalMat(points_a, points_b, cv2.FM_RANSAC, ransac_px, RANSAC_CONFIDENCE)
+        if mask is not None:
+            inliers = mask.ravel().astype(bool)
+    return Matches(points_a, points_b, inliers)
+
+
+class MatcherError(ValueError):
+    """A learned matcher whose weights are missing or unusable."""
+
+
+class LearnedMatcher:
+    """A learned keypoint matcher from transformers (LightGlue, SuperGlue, EfficientLoFTR) in a local folder.
+
+    The folder is what ``AutoModelForKeypointMatching`` and its image processor's ``save_pretrained`` write (for
+    example a local copy of ETH-CVG/lightglue_superpoint). Frames are matched in pairs, so ``detect`` only passes the
+    frame through; ``match`` runs the model on both frames and keeps matches scoring above ``threshold`` (0: the
+    model's own filter).
+    """
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", threshold: float = 0.0,
+                 ransac_px: float = DEFAULT_RANSAC_PX):
+        from transformers import AutoImageProcessor, AutoModelForKeypointMatching
+
+        model_dir = Path(model_dir)
+        fix = "pass --matcher DIR, a local folder saved by AutoModelForKeypointMatching and its image processor"
+        if not model_dir.is_dir():
+            raise MatcherError(f"matcher folder {model_dir} does not exist; {fix}")
+        missing = [f for f in ("config.json", "preprocessor_config.json") if not (model_dir / f).is_file()]
+        if missing:
+            raise MatcherError(f"matcher folder {model_dir} lacks {', '.join(missing)}; {fix}")
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
+            self.model = AutoModelForKeypointMatching.from_pretrained(model_dir, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MatcherError(f"cannot load a keypoint matcher from {model_dir} ({first_line}); {fix}") from None
+        self.model = self.model.to(device).eval()
+        self.device, self.threshold, self.ransac_px = device, threshold, ransac_px
+        self.name = f"{type(self.model).__name__} from {model_dir}"
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        return frame
+
+    def match(self, a: np.ndarray, b: np.ndarray) -> Matches:
+        import torch
+
+        size = a.shape[:2]  # (H, W)
+        inputs = self.processor(images=[[a, b]], return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            outputs = self.model(**inputs)
+        result = self.processor.post_process_keypoint_matching(outputs, [[size, size]], threshold=self.threshold)[0]
+        # Keypoints come as pixel indices (centres on integers); the project puts centres at +0.5.
+        points_a = result["keypoints0"].cpu().numpy().astype(np.float64).reshape(-1, 2) + 0.5
+        points_b = result["keypoints1"].cpu().numpy().astype(np.float64).reshape(-1, 2) + 0.5
+        return with_ransac_inliers(points_a, points_b, self.ransac_px)
+
+    def describe(self) -> str:
+        return self.name

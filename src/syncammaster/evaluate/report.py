@@ -69,9 +69,10 @@ def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = 
     lines = [line(row) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     notes = (
-        "matches/f: SIFT ratio-test matches per sampled frame; matched px/f: distinct pixels of RANSAC-inlier matches; "
-        "epi: Sampson distance of the matches to the epipolar geometry of the scene's cameras; sync corr: "
-        "correlation of the views' motion curves; lag0: share of pairs (scene rows) or best lag (pair rows)."
+        "matches/f: matches per sampled frame (SIFT, or the --matcher model); matched px/f: distinct pixels of "
+        "RANSAC-inlier matches; epi: Sampson distance of the matches to the epipolar geometry of the scene's "
+        "cameras; sync corr: correlation of the views' motion curves; lag0: share of pairs (scene rows) or best lag "
+        "(pair rows)."
     )
     return "\n".join(lines) + "\n" + notes
 
