@@ -8,7 +8,9 @@ requested cameras, motion synchronization):
 - SynCamMaster: the shipped model given the caption and the cameras;
 - no sync: the same model, seed and inputs with the multi-view synchronization module bypassed (the paper's
   ablation: each view is generated alone);
-- shuffled ground truth: the true videos, but each under another view's camera (a control that must score badly).
+- shuffled ground truth: the true videos, but each under another view's camera (a control that must score badly);
+- ground truth through the VAE: the true videos encoded and decoded by the model's VAE, the best any sampler on
+  this VAE can hope for (it separates what the autoencoder loses from what the transformer gets wrong).
 
 Goal (issue "evaluation"): the model's median epipolar error within 1.5x of ground truth, and at least 5x better than
 the ablation.
@@ -39,7 +41,7 @@ TRAINING_RENDER_SEED = 1000  # scripts/train_default_model.sh renders the traini
 TRAINING_SCENES = 160
 CAMERAS_PER_SCENE = 10  # drawn as the training renders draw theirs; the first group of V within the sync limits is used
 MAX_AZIMUTH_DEG, MAX_ELEVATION_DEG = 60.0, 30.0  # configs/small/sync.toml
-ROWS = ("ground truth", "SynCamMaster", "no sync (ablation)", "shuffled ground truth")
+ROWS = ("ground truth", "SynCamMaster", "no sync (ablation)", "shuffled ground truth", "ground truth through the VAE")
 
 
 def held_out_seeds(seed: int, count: int) -> list[int]:
@@ -68,6 +70,18 @@ def shuffled(scene: Scene) -> Scene:
     """The same videos, each under the next view's camera (a derangement: no video keeps its camera)."""
     videos = scene.videos[1:] + scene.videos[:1]
     return Scene(videos, scene.rig, scene.intrinsics, scene.prompt)
+
+
+@torch.no_grad()
+def through_vae(pipe, truth: Scene) -> tuple[Scene, float]:
+    """The ground truth encoded (posterior mode) and decoded by the model's VAE, view by view, and the time taken."""
+    start = time.perf_counter()
+    videos = []
+    for video in truth.videos:  # (T, H, W, 3) uint8
+        pixels = torch.from_numpy(video).to(pipe.device, pipe.vae.dtype).permute(3, 0, 1, 2)[None] / 127.5 - 1
+        decoded = pipe.vae.decode(pipe.vae.encode(pixels).latent_dist.mode()).sample[0]  # (3, T, H, W) in [-1, 1]
+        videos.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy())
+    return Scene(videos, truth.rig, truth.intrinsics, truth.prompt), time.perf_counter() - start
 
 
 def generate(pipe, truth: Scene, args, sync: bool) -> tuple[Scene, float]:
@@ -160,6 +174,7 @@ def main() -> None:
         made = {ROWS[0]: (truth, render_seconds), ROWS[3]: (shuffled(truth), 0.0)}
         made[ROWS[1]] = generate(pipe, truth, args, sync=True)
         made[ROWS[2]] = generate(pipe, truth, args, sync=False)
+        made[ROWS[4]] = through_vae(pipe, truth)
         for row, (scene, seconds) in made.items():
             folder = out / row.split(" (")[0].replace(" ", "_") / f"scene{n:04d}"
             scene.write(folder, overwrite=True)
