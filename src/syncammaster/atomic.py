@@ -1,4 +1,4 @@
-"""Writing a whole folder all-or-nothing: build it next to its target, then move it into place."""
+"""All-or-nothing writes: a file or a whole folder is built next to its target, then moved into place."""
 
 from __future__ import annotations
 
@@ -25,3 +25,19 @@ def save_atomically(save, target: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def write_atomically(path: str | Path, content: str | bytes) -> Path:
+    """Writes ``content`` (text as UTF-8, or bytes) to ``path`` via a temporary file beside it and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

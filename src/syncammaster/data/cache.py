@@ -46,8 +46,9 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..argtypes import int_at_least
+from ..atomic import write_atomically
 from ..scene import read_video
-from .index import DatasetError, SceneIndex, write_text_atomic
+from .index import DatasetError, SceneIndex
 
 __all__ = [
     "CACHE_CONFIG_FILE",
@@ -332,7 +333,7 @@ def _check_or_write_config(cache_dir: Path, config: dict) -> None:
                 "or delete it to rebuild"
             )
         return
-    write_text_atomic(cache_dir / CACHE_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    write_atomically(cache_dir / CACHE_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +33,7 @@ import av
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic import write_atomically
 from ..cameras import CameraError, CameraRig, Intrinsics
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, SceneError, video_file
 
@@ -467,7 +466,7 @@ class SceneIndex:
             "problems": [asdict(problem) for problem in self.problems],
             "scenes": [scene.to_dict() for scene in self.scenes],
         }
-        return write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+        return write_atomically(path, json.dumps(data, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> SceneIndex:
@@ -539,18 +538,3 @@ def _consistent_videos(
                 f"{common.num_frames} of {common.width}x{common.height}",
             )
     return usable, common
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..argtypes import positive_int
+from ..atomic import write_atomically
 from ..cameras import CameraRig
-from .index import DatasetError, SceneIndex, write_text_atomic
+from .index import DatasetError, SceneIndex
 
 __all__ = [
     "DEFAULT_MAX_AZIMUTH",
@@ -138,7 +139,7 @@ def write_sample_list(
     sample_list = {
         scene.name: [list(group) for group in view_groups(scene.rig, num_views, max_az, max_el)] for scene in index
     }
-    write_text_atomic(out_path, json.dumps(sample_list, indent=1) + "\n")
+    write_atomically(out_path, json.dumps(sample_list, indent=1) + "\n")
     return sample_list
 
 

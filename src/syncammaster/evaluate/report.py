@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomically
 from .consistency import SceneEvaluation
 from .geometry import epipolar_lines
 
@@ -77,23 +76,9 @@ def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = 
     return "\n".join(lines) + "\n" + notes
 
 
-def _write_bytes_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: str | Path, report: dict) -> Path:
     """Writes ``report`` as indented JSON, all or nothing."""
-    path = Path(path)
-    _write_bytes_atomically(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    return path
+    return write_atomically(path, json.dumps(report, indent=2) + "\n")
 
 
 def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | None:
@@ -147,6 +132,4 @@ def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | Non
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
-    path = Path(path)
-    _write_bytes_atomically(path, buffer.getvalue())
-    return path
+    return write_atomically(path, buffer.getvalue())
