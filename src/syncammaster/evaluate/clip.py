@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .local import load_local
+
 CLIP_BATCH = 32  # frames per CLIP forward
-WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
-)
 
 
 class ClipError(ValueError):
@@ -36,22 +35,15 @@ class ClipScorer:
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
-        model_dir = Path(model_dir)
+        def load(folder: Path):
+            return (
+                CLIPModel.from_pretrained(folder, local_files_only=True).to(device).eval(),
+                AutoTokenizer.from_pretrained(folder, local_files_only=True),
+                CLIPImageProcessor.from_pretrained(folder, local_files_only=True),
+            )
+
         fix = "pass --clip DIR, a local folder saved by CLIPModel/CLIPProcessor.save_pretrained"
-        if not model_dir.is_dir():
-            raise ClipError(f"CLIP folder {model_dir} does not exist; {fix}")
-        missing = [f for f in ("config.json", "preprocessor_config.json") if not (model_dir / f).is_file()]
-        if not any((model_dir / f).is_file() for f in WEIGHT_FILES):
-            missing.append("model.safetensors")
-        if missing:
-            raise ClipError(f"CLIP folder {model_dir} lacks {', '.join(missing)}; {fix}")
-        try:
-            self.model = CLIPModel.from_pretrained(model_dir, local_files_only=True).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-            self.processor = CLIPImageProcessor.from_pretrained(model_dir, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ClipError(f"cannot load CLIP from {model_dir} ({first_line}); {fix}") from None
+        self.model, self.tokenizer, self.processor = load_local(model_dir, load, ClipError, "CLIP", fix)
         self.device = device
 
     @staticmethod

@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .local import load_local
+
 DEFAULT_RATIO = 0.8  # Lowe's ratio test threshold (his paper's value)
 DEFAULT_RANSAC_PX = 1.0  # inlier threshold of the fundamental matrix fitted to the matches themselves
 MIN_MATCHES_FOR_RANSAC = 8  # the eight-point minimum of a fundamental matrix fit
@@ -120,22 +122,17 @@ class LearnedMatcher:
                  ransac_px: float = DEFAULT_RANSAC_PX):
         from transformers import AutoImageProcessor, AutoModelForKeypointMatching
 
-        model_dir = Path(model_dir)
+        def load(folder: Path):
+            return (
+                AutoImageProcessor.from_pretrained(folder, local_files_only=True),
+                AutoModelForKeypointMatching.from_pretrained(folder, local_files_only=True),
+            )
+
         fix = "pass --matcher DIR, a local folder saved by AutoModelForKeypointMatching and its image processor"
-        if not model_dir.is_dir():
-            raise MatcherError(f"matcher folder {model_dir} does not exist; {fix}")
-        missing = [f for f in ("config.json", "preprocessor_config.json") if not (model_dir / f).is_file()]
-        if missing:
-            raise MatcherError(f"matcher folder {model_dir} lacks {', '.join(missing)}; {fix}")
-        try:
-            self.processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
-            self.model = AutoModelForKeypointMatching.from_pretrained(model_dir, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise MatcherError(f"cannot load a keypoint matcher from {model_dir} ({first_line}); {fix}") from None
+        self.processor, self.model = load_local(model_dir, load, MatcherError, "matcher", fix)
         self.model = self.model.to(device).eval()
         self.device, self.threshold, self.ransac_px = device, threshold, ransac_px
-        self.name = f"{type(self.model).__name__} from {model_dir}"
+        self.name = f"{type(self.model).__name__} from {Path(model_dir)}"
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         return frame
