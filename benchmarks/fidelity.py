@@ -33,6 +33,7 @@ import torch
 from syncammaster.cli import default_model_dir
 from syncammaster.data.views import view_groups
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
+from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
 from syncammaster.scene import Scene
@@ -113,14 +114,6 @@ def table(results: dict[str, dict]) -> list[list[str]]:
     return rows
 
 
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        print("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]))
-        if n == 0:
-            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
-
-
 def markdown(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
@@ -193,7 +186,7 @@ def main() -> None:
     }
     rows = table(results)
     print()
-    print_table(rows)
+    print(text_table(rows))
     for line in goals(results):
         print(line)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,16 @@ def _fmt(value, digits: int = 2, percent: bool = False) -> str:
     return f"{value:.{digits}f}"
 
 
+def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows[0]`` as the header, a rule, then the other rows; first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join([row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)])
+        for row in rows
+    ]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
 COLUMNS = ("matches/f", "matched px/f", "epi med px", "<1px", "<3px", "sync corr", "lag0")
 
 
@@ -60,20 +70,13 @@ def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = 
             rows.extend(_pair_row(pair) for pair in evaluation.report["pairs"])
     if overall is not None and len(evaluations) > 1:
         rows.append(_row(f"all {overall['scenes']} scenes", overall, _fmt(overall["sync_lag0_share"], percent=True)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    def line(row: list[str]) -> str:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join(cells)
-
-    lines = [line(row) for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
     notes = (
         "matches/f: matches per sampled frame (SIFT, or the --matcher model); matched px/f: distinct pixels of "
         "RANSAC-inlier matches; epi: Sampson distance of the matches to the epipolar geometry of the scene's "
         "cameras; sync corr: correlation of the views' motion curves; lag0: share of pairs (scene rows) or best lag "
         "(pair rows)."
     )
-    return "\n".join(lines) + "\n" + notes
+    return text_table(rows) + "\n" + notes
 
 
 def write_json(path: str | Path, report: dict) -> Path:
