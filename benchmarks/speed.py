@@ -411,6 +411,16 @@ def matmul_peak_gflops(settings: Settings) -> float:
 # ---------------------------------------------------------------------------------------------------- benchmarks
 
 
+def measure_forward(model, shape: Shape, settings: Settings) -> tuple[dict, float, float | None, str]:
+    """One configuration: its inputs, the median forward time, and the forward's peak memory (with its method)."""
+    inputs = make_inputs(shape, settings.transformer_config, settings.text_tokens, settings.device, settings.dtype)
+    forward = functools.partial(model, **inputs)
+    with torch.no_grad():
+        seconds = median_seconds(forward, settings.device, settings.warmup, settings.repeats)
+    peak, memory_method = forward_peak(settings, shape)
+    return inputs, seconds, peak, memory_method
+
+
 def bench_views(settings: Settings, peak_gflops: float) -> tuple[Table, Table]:
     """Tables 1 (time and memory against V) and 5 (achieved FLOP rate of the same forwards)."""
     model = build_transformer(settings.transformer_config, settings.device, settings.dtype)
@@ -419,12 +429,8 @@ def bench_views(settings: Settings, peak_gflops: float) -> tuple[Table, Table]:
     for views in settings.views:
         shape = Shape(views=views)
         log(f"views: {shape.label}")
-        inputs = make_inputs(shape, settings.transformer_config, settings.text_tokens, settings.device, settings.dtype)
-        forward = functools.partial(model, **inputs)
-        with torch.no_grad():
-            seconds = median_seconds(forward, settings.device, settings.warmup, settings.repeats)
+        inputs, seconds, peak, memory_method = measure_forward(model, shape, settings)
         flops, mvs_flops = count_forward_flops(model, inputs)
-        peak, memory_method = forward_peak(settings, shape)
         per_view = seconds / views
         per_view_v1 = per_view_v1 or per_view
         rows.append(
@@ -475,11 +481,7 @@ def bench_tokens(settings: Settings) -> Table:
     for size in settings.latent_sizes:
         shape = Shape(views=GENERATE_VIEWS, height=size, width=size)
         log(f"tokens: {shape.label}")
-        inputs = make_inputs(shape, settings.transformer_config, settings.text_tokens, settings.device, settings.dtype)
-        forward = functools.partial(model, **inputs)
-        with torch.no_grad():
-            seconds = median_seconds(forward, settings.device, settings.warmup, settings.repeats)
-        peak, memory_method = forward_peak(settings, shape)
+        _, seconds, peak, memory_method = measure_forward(model, shape, settings)
         per_view = shape.tokens_per_view(settings.patch_size)
         total = per_view * shape.views
         rows.append(
