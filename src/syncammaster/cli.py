@@ -224,7 +224,7 @@ def cmd_evaluate(args) -> None:
                                         progress=not args.quiet, matcher=matcher)
         if clip is not None:
             report = evaluation.report
-            evaluation.report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
+            report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
         evaluations.append(evaluation)
     overall = summarize(evaluations)
 
