@@ -120,11 +120,21 @@ def test_generate_end_to_end(model_dir, tmp_path, capsys):
     assert intrinsics == pytest.approx({"width": 48, "height": 32, "fx": 43.2, "fy": 43.2, "cx": 24.0, "cy": 16.0})
     np.testing.assert_allclose(scene.rig.c2w, __import__("syncammaster").CameraRig.preset("orbit", 3).c2w, atol=1e-12)
 
-    # Same seed, same videos; and the existing scene is never overwritten.
-    again = tmp_path / "again"
-    code, _, _ = run([*argv[:-4], "--out", str(again), "--model", str(model_dir)], capsys)
-    assert code == 0
-    assert all(np.array_equal(a, b) for a, b in zip(Scene.read(again).videos, scene.videos, strict=True))
+    # Same seed, same videos; another seed, other videos. The CPU thread pool may change float rounding in
+    # the last bit, which can flip a pixel's 8-bit value and then the H.264 encoding around it, so "same"
+    # is a mean difference under one 8-bit level (another seed differs by about 18 levels here).
+    def mean_level_difference(folder):
+        ours = np.stack(scene.videos).astype(np.float64)
+        return float(np.abs(np.stack(Scene.read(folder).videos) - ours).mean())
+
+    for seed, other in [("4", "again"), ("5", "other")]:
+        reseeded = [*argv[:-5], seed, "--out", str(tmp_path / other), "--model", str(model_dir)]
+        code, _, _ = run(reseeded, capsys)
+        assert code == 0
+    assert mean_level_difference(tmp_path / "again") < 1.0
+    assert mean_level_difference(tmp_path / "other") > 5.0
+
+    # The existing scene is never overwritten.
     before = (out / "grid.mp4").read_bytes()
     code, _, err = run(argv, capsys)
     assert code == 1 and "already exists" in err and (out / "grid.mp4").read_bytes() == before

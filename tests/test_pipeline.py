@@ -17,6 +17,11 @@ def pipe():
     return pipeline
 
 
+def assert_same_videos(a, b):
+    """Same seed, same videos, up to the last-bit rounding that the CPU thread pool may change between runs."""
+    torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), rtol=0, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def rig():
     return CameraRig.preset("arc", num_views=3)
@@ -28,8 +33,8 @@ def test_three_views_shapes_and_seed(pipe, rig):
     c = pipe(CAPTIONS[0], rig, num_inference_steps=2, seed=8, **SIZE).videos
     assert a.shape == (1, 3, 9, 32, 48, 3)
     assert a.dtype == np.float32 and 0.0 <= a.min() and a.max() <= 1.0
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
+    assert_same_videos(a, b)
+    assert np.abs(a - c).max() > 0.1
 
 
 def test_batch_of_prompts_and_output_types(pipe, rig):
@@ -89,7 +94,7 @@ def test_save_and_load_folder(pipe, rig, tmp_path):
     assert loaded.config.focal_length_per_side == pytest.approx(0.9)
     a = pipe(CAPTIONS[2], rig, num_inference_steps=2, seed=3, **SIZE).videos
     b = loaded(CAPTIONS[2], rig, num_inference_steps=2, seed=3, **SIZE).videos
-    assert np.array_equal(a, b)
+    assert_same_videos(a, b)
 
 
 def test_wan_folder_plus_released_checkpoint(pipe, rig, tmp_path):
@@ -121,9 +126,9 @@ def test_default_negative_prompt_comes_from_the_model(pipe, rig, tmp_path):
     assert pipe.config.negative_prompt == WAN_NEGATIVE_PROMPT  # the released model's default
     run = {"num_inference_steps": 2, "seed": 5, "output_type": "latent", **SIZE}
     default = pipe(CAPTIONS[0], rig, **run).videos
-    assert torch.equal(default, pipe(CAPTIONS[0], rig, negative_prompt=WAN_NEGATIVE_PROMPT, **run).videos)
+    assert_same_videos(default, pipe(CAPTIONS[0], rig, negative_prompt=WAN_NEGATIVE_PROMPT, **run).videos)
     empty = pipe(CAPTIONS[0], rig, negative_prompt="", **run).videos
-    assert not torch.equal(default, empty)
+    assert (default - empty).abs().max() > 0.1
 
     # A model trained with caption dropout records the empty caption as its default; the folder keeps it.
     names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
@@ -132,4 +137,4 @@ def test_default_negative_prompt_comes_from_the_model(pipe, rig, tmp_path):
     loaded = SynCamMasterPipeline.from_pretrained(tmp_path / "model")
     loaded.set_progress_bar_config(disable=True)
     assert loaded.config.negative_prompt == ""
-    assert torch.equal(loaded(CAPTIONS[0], rig, **run).videos, empty)
+    assert_same_videos(loaded(CAPTIONS[0], rig, **run).videos, empty)
