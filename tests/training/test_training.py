@@ -9,7 +9,9 @@ from torch.utils.data import Dataset
 from syncammaster import SynCamMasterTransformer3DModel
 from syncammaster.training import FlowMatchingModule, FlowSchedule, VAEModule, load_config
 from syncammaster.training.config import config_from_dict
+from syncammaster.training.modules import LearningRateSchedule
 from syncammaster.training.runner import CHECKPOINT_DIR, METRICS_FILE, fit
+from syncammaster.training.stages import lr_schedule
 
 TEXT_DIM = 8
 
@@ -115,6 +117,31 @@ def test_resume_gives_the_same_next_steps(tmp_path, stage):
     assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6]
     for step in range(1, 7):
         assert a[step] == pytest.approx(b[step], rel=1e-5), step
+
+
+def test_learning_rate_warms_up_holds_and_decays(tmp_path):
+    schedule = LearningRateSchedule(warmup_steps=4, decay_steps=10, max_steps=30)
+    assert [schedule(step) for step in (0, 3, 19, 20)] == pytest.approx([0.25, 1.0, 1.0, 1.0])
+    assert schedule(25) == pytest.approx(0.5) and schedule(29) < 0.03 and schedule(40) == 0.0
+    with pytest.raises(ValueError, match="decay_steps"):
+        config(tmp_path, decay_steps=7)
+
+    # Resumed with a larger max_steps, the run goes on at the full rate and decays at its new end: the checkpoint's
+    # scheduler state must not bring the old end back.
+    def learning_rates(run):
+        with (run / METRICS_FILE).open() as handle:
+            return {int(row["step"]): float(row["lr"]) for row in csv.DictReader(handle)}
+
+    def run(max_steps):
+        settings = config(tmp_path, max_steps=max_steps, decay_steps=2, checkpoint_every=4)
+        module = FlowMatchingModule(tiny_wan(), learning_rate=1e-3, schedule=lr_schedule(settings))
+        fit(settings, module, RandomLatents(1), progress_bar=False)
+
+    run(4)
+    run(8)
+    rates = learning_rates(tmp_path / "run")
+    assert rates[2] == pytest.approx(1e-3) and rates[4] < 1e-3  # the first run decayed at its end ...
+    assert rates[6] == pytest.approx(1e-3) and rates[8] < 1e-3  # ... the resumed one at its own
 
 
 def test_sync_stage_trains_only_mvs(tmp_path):

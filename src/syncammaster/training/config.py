@@ -92,6 +92,7 @@ class TrainConfig:
     learning_rate: float = 1e-5
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    decay_steps: int = 0  # cosine decay of the learning rate to zero over the last N steps (0: constant)
     batch_size: int = 1
     max_steps: int = 20000
     gradient_clip: float | None = None
@@ -121,6 +122,8 @@ class TrainConfig:
             raise ValueError(f"num_frames={self.num_frames} is not of the form 4k+1")
         if self.height % 16 or self.width % 16:
             raise ValueError(f"height and width must be multiples of 16, got {self.height}x{self.width}")
+        if not 0 <= self.decay_steps <= self.max_steps:
+            raise ValueError(f"decay_steps must be in [0, max_steps={self.max_steps}], got {self.decay_steps}")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
         if self.stage == "sync" and self.base_model is None:

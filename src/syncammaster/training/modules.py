@@ -8,6 +8,7 @@ timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconst
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import torch
@@ -45,7 +46,7 @@ class FlowMatchingModule(pl.LightningModule):
         transformer: torch.nn.Module,
         learning_rate: float = 1e-5,
         weight_decay: float = 0.01,
-        warmup_steps: int = 0,
+        schedule: LearningRateSchedule | None = None,
         shift: float = 5.0,
         bf16_timesteps: bool = False,
         seed: int = 0,
@@ -59,7 +60,7 @@ class FlowMatchingModule(pl.LightningModule):
         self.schedule = FlowSchedule(shift)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.warmup_steps = warmup_steps
+        self.lr_schedule = schedule or LearningRateSchedule()
         self.bf16_timesteps = bf16_timesteps
         self.seed = seed
         # Training on the empty caption now and then gives classifier-free guidance the unconditional prediction it
@@ -116,7 +117,7 @@ class FlowMatchingModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_with_warmup(self.trainable_parameters(), self.learning_rate, self.weight_decay, self.warmup_steps)
+        return adamw_with_schedule(self.trainable_parameters(), self.learning_rate, self.weight_decay, self.lr_schedule)
 
     def on_save_checkpoint(self, checkpoint):
         # Only the trained parameters need saving for a frozen-base stage; the base is reloaded from its folder.
@@ -137,12 +138,13 @@ class VAEModule(pl.LightningModule):
     evaluation's feature matching depends on.
     """
 
-    def __init__(self, vae, learning_rate: float = 3e-4, kl_weight: float = 1e-6, warmup_steps: int = 0):
+    def __init__(self, vae, learning_rate: float = 3e-4, kl_weight: float = 1e-6,
+                 schedule: LearningRateSchedule | None = None):
         super().__init__()
         self.vae = vae
         self.learning_rate = learning_rate
         self.kl_weight = kl_weight
-        self.warmup_steps = warmup_steps
+        self.lr_schedule = schedule or LearningRateSchedule()
 
     def loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         posterior = self.vae.encode(video).latent_dist
@@ -163,13 +165,42 @@ class VAEModule(pl.LightningModule):
 
     def configure_optimizers(self):
         trainable = [p for p in self.vae.parameters() if p.requires_grad]
-        return adamw_with_warmup(trainable, self.learning_rate, 0.01, self.warmup_steps)
+        return adamw_with_schedule(trainable, self.learning_rate, 0.01, self.lr_schedule)
 
 
-def adamw_with_warmup(parameters, learning_rate: float, weight_decay: float, warmup_steps: int):
-    """AdamW (the release's optimizer), with an optional linear warm-up for models trained from scratch."""
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """Warm-up, constant, decay: a linear warm-up over the first ``warmup_steps``, then the full rate, then a cosine
+    down to zero over the last ``decay_steps`` of ``max_steps``. The factor depends on the step alone, so a run
+    resumed with a larger ``max_steps`` goes on at the full rate and decays at its new end."""
+
+    warmup_steps: int = 0
+    decay_steps: int = 0
+    max_steps: int = 0
+
+    def __post_init__(self):
+        if self.decay_steps > self.max_steps > 0:
+            raise ValueError(f"decay_steps ({self.decay_steps}) exceeds max_steps ({self.max_steps}); lower it")
+
+    @property
+    def is_constant(self) -> bool:
+        return self.warmup_steps <= 0 and self.decay_steps <= 0
+
+    def __call__(self, step: int) -> float:
+        factor = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+        decay_start = self.max_steps - self.decay_steps
+        if self.decay_steps > 0 and step >= decay_start:
+            factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - decay_start) / self.decay_steps)))
+        return factor
+
+
+def adamw_with_schedule(parameters, learning_rate: float, weight_decay: float, schedule: LearningRateSchedule):
+    """AdamW (the release's optimizer; the release trains at a constant rate), with the schedule's warm-up and decay
+    for models trained from scratch."""
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
-    if warmup_steps <= 0:
+    if schedule.is_constant:
         return optimizer
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
+    # A plain function, not the schedule object: LambdaLR checkpoints a callable object's fields and would restore the
+    # old max_steps over a resumed run's new one.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

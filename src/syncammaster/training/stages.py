@@ -11,7 +11,7 @@ import torch
 from ..atomic import save_atomically
 from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
 from .config import TrainConfig
-from .modules import FlowMatchingModule, VAEModule
+from .modules import FlowMatchingModule, LearningRateSchedule, VAEModule
 from .runner import VideoClipDataset, fit
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
         vae.decoder.requires_grad_(True)
         vae.post_quant_conv.requires_grad_(True)
     module = VAEModule(vae, learning_rate=config.learning_rate, kl_weight=v.kl_weight,
-                       warmup_steps=config.warmup_steps)
+                       schedule=lr_schedule(config))
     dataset = VideoClipDataset(videos, v.clip_frames, v.crop_size, config.max_steps * config.batch_size, config.seed)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
 
@@ -99,6 +99,10 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
 
 
 @torch.no_grad()
+def lr_schedule(config: TrainConfig) -> LearningRateSchedule:
+    return LearningRateSchedule(config.warmup_steps, config.decay_steps, config.max_steps)
+
+
 def latent_statistics(vae, videos: list[Path], config: TrainConfig) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the VAE's posterior means over clips of full frames (for latent normalisation)."""
     clips = VideoClipDataset(videos, config.num_frames, min(config.height, config.width), LATENT_STATS_CLIPS,
@@ -180,7 +184,7 @@ def _fit_transformer(config: TrainConfig, transformer, dataset, components, rest
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     null = _null_prompt_embeds(config, components) if config.caption_dropout > 0 else None
-    module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, config.warmup_steps,
+    module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, lr_schedule(config),
                                 config.shift, config.bf16_timesteps, config.seed, config.caption_dropout, null)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
     transformer = module.transformer.float().eval()
