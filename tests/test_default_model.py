@@ -20,6 +20,7 @@ def test_shipped_model_is_in_the_package():
     folder = default_model_dir()
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "SynCamMasterPipeline"
+    assert (index["default_height"], index["default_width"], index["default_num_frames"]) == (128, 128, 17)
     weights = sum(p.stat().st_size for p in folder.rglob("*.safetensors"))
     assert 0 < weights <= 50 * 2**20
 

@@ -138,3 +138,16 @@ def test_default_negative_prompt_comes_from_the_model(pipe, rig, tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert loaded.config.negative_prompt == ""
     assert_same_videos(loaded(CAPTIONS[0], rig, **run).videos, empty)
+
+
+def test_default_size_comes_from_the_model(pipe, rig, tmp_path):
+    assert (pipe.config.default_height, pipe.config.default_width, pipe.config.default_num_frames) == (480, 832, 81)
+    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    sized = SynCamMasterPipeline(**{name: getattr(pipe, name) for name in names}, default_height=32, default_width=48,
+                                 default_num_frames=9)
+    sized.save_pretrained(tmp_path / "model")
+    loaded = SynCamMasterPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    videos = loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0).videos
+    assert videos.shape == (1, 3, 9, 32, 48, 3)
+    assert loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0, height=16).videos.shape == (1, 3, 9, 16, 48, 3)

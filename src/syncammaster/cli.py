@@ -112,18 +112,19 @@ def cmd_generate(args) -> None:
         output_type="np",
     )
     videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
+    num_frames, height, width = videos[0].shape[:3]  # the model's own size where the command named none
     rig_png = io.BytesIO()
     rig.plot(rig_png, title=f"{rig.num_views} cameras: {args.rig}")
     scene = Scene(
         videos=videos,
         rig=rig,
-        intrinsics=pipe.training_intrinsics(args.width, args.height),
+        intrinsics=pipe.training_intrinsics(width, height),
         prompt=args.prompt,
         fps=args.fps,
     )
     scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
     if not args.quiet:
-        print(f"wrote {rig.num_views} videos of {args.frames} frames at {args.width}x{args.height} to {out}/")
+        print(f"wrote {rig.num_views} videos of {num_frames} frames at {width}x{height} to {out}/")
 
 
 # ---------------------------------------------------------------------- cameras
@@ -292,9 +293,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True, help="the caption of the scene")
     gen.add_argument("--rig", default="arc", help="a preset (see 'syncammaster cameras') or a camera_extrinsics.json")
     gen.add_argument("--views", type=positive_int, default=None, help="use the first N cameras of the rig")
-    gen.add_argument("--frames", type=frame_count, default=17, help="video frames, 4k+1 (default 17)")
-    gen.add_argument("--height", type=size, default=128, help="pixels, a multiple of 16 (default 128)")
-    gen.add_argument("--width", type=size, default=128, help="pixels, a multiple of 16 (default 128)")
+    gen.add_argument("--frames", type=frame_count, help="video frames, 4k+1 (default: the model's; 17 for the shipped "
+                     "model, 81 for the released weights)")
+    gen.add_argument("--height", type=size, help="pixels, a multiple of 16 (default: the model's; 128 shipped, 480 "
+                     "released)")
+    gen.add_argument("--width", type=size, help="pixels, a multiple of 16 (default: the model's; 128 shipped, 832 "
+                     "released)")
     gen.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
     gen.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5.0)")
     gen.add_argument("--negative-prompt", default=None,

@@ -35,6 +35,8 @@ WAN_NEGATIVE_PROMPT = (
 # Wan pads every prompt to 512 UMT5 tokens; the padded tokens still pass through the text projection, so the
 # sequence length changes the result and must match what the model was trained with.
 T5_CONTEXT_TOKEN_NUMBER = 512
+# The video size SynCamMaster was trained and is run at.
+RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
 SAMPLE_SHIFT = 5.0
 # SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
@@ -83,6 +85,9 @@ class SynCamMasterPipeline(WanPipeline):
         focal_length_per_side: float = SYNCAMVIDEO_FOCAL_PER_SIDE,
         max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
         negative_prompt: str = WAN_NEGATIVE_PROMPT,
+        default_height: int = RELEASE_HEIGHT,
+        default_width: int = RELEASE_WIDTH,
+        default_num_frames: int = RELEASE_NUM_FRAMES,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
@@ -94,6 +99,10 @@ class SynCamMasterPipeline(WanPipeline):
             focal_length_per_side=float(focal_length_per_side),
             max_sequence_length=int(max_sequence_length),
             negative_prompt=negative_prompt,
+            # The video size the model was trained at, used when a call names none (the release's for its weights).
+            default_height=int(default_height),
+            default_width=int(default_width),
+            default_num_frames=int(default_num_frames),
         )
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
@@ -249,9 +258,9 @@ class SynCamMasterPipeline(WanPipeline):
         prompt: str | list[str],
         rig: CameraRig | torch.Tensor,
         negative_prompt: str | list[str] | None = None,
-        height: int = 480,
-        width: int = 832,
-        num_frames: int = 81,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 5.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -269,7 +278,8 @@ class SynCamMasterPipeline(WanPipeline):
             rig: the cameras (``CameraRig``, static or one pose per frame), or an embedding (V, F_latent, 12).
             negative_prompt: guidance's negative caption; ``None``: the model's default (``config.negative_prompt``,
                 Wan's for the released model); ``""``: the empty caption.
-            height, width: pixels, multiples of 16. num_frames: 4k + 1.
+            height, width: pixels, multiples of 16. num_frames: 4k + 1. ``None``: the size the model was trained at
+                (``config.default_height`` etc.; 480 x 832, 81 frames for the released model).
             num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none).
             generator / seed: noise source; the same seed gives the same videos.
             sync: ``False`` bypasses the multi-view synchronization module (views generated independently).
@@ -278,6 +288,9 @@ class SynCamMasterPipeline(WanPipeline):
             callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
         """
         # 1. Check inputs
+        height = self.config.default_height if height is None else height
+        width = self.config.default_width if width is None else width
+        num_frames = self.config.default_num_frames if num_frames is None else num_frames
         self.check_inputs(prompt, negative_prompt, height, width, num_frames, num_inference_steps)
         camera_embedding = self.camera_embedding_for(rig, num_frames)
         if output_type not in ("np", "pt", "pil", "latent"):

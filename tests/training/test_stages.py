@@ -63,8 +63,8 @@ def test_text_vae_base_sync_chain(tmp_path, data):
     assert pipe.config.focal_length_per_side == pytest.approx(24 / 23.76)  # the renderer's camera
     from syncammaster import CameraRig
 
-    videos = pipe("a red sphere", CameraRig.preset("arc", 2), height=32, width=32, num_frames=5,
-                  num_inference_steps=2, seed=0).videos
+    assert (pipe.config.default_height, pipe.config.default_width, pipe.config.default_num_frames) == (32, 32, 5)
+    videos = pipe("a red sphere", CameraRig.preset("arc", 2), num_inference_steps=2, seed=0).videos  # trained size
     assert videos.shape == (1, 2, 5, 32, 32, 3)
     # Re-running a finished stage resumes at max_steps and exports again without training further.
     assert train(stage_config("sync", tmp_path, data, components=str(components), base_model=str(base),

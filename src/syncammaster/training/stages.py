@@ -218,7 +218,9 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
                                 focal_length_per_side=data_focal_per_side(index),
                                 max_sequence_length=config.max_sequence_length,
                                 # With caption dropout the unconditional branch learned the empty caption.
-                                negative_prompt="" if config.caption_dropout > 0 else WAN_NEGATIVE_PROMPT)
+                                negative_prompt="" if config.caption_dropout > 0 else WAN_NEGATIVE_PROMPT,
+                                default_height=config.height, default_width=config.width,
+                                default_num_frames=config.num_frames)
     save_atomically(pipe.save_pretrained, config.export_path)
     (config.export_path / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
     return config.export_path
