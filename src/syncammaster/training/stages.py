@@ -98,11 +98,11 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
     return config.export_path
 
 
-@torch.no_grad()
 def lr_schedule(config: TrainConfig) -> LearningRateSchedule:
     return LearningRateSchedule(config.warmup_steps, config.decay_steps, config.max_steps)
 
 
+@torch.no_grad()
 def latent_statistics(vae, videos: list[Path], config: TrainConfig) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the VAE's posterior means over clips of full frames (for latent normalisation)."""
     clips = VideoClipDataset(videos, config.num_frames, min(config.height, config.width), LATENT_STATS_CLIPS,
