@@ -17,6 +17,15 @@ def pipe():
     return pipeline
 
 
+def rebuilt(pipe, folder, **config):
+    """``pipe``'s components in a pipeline with other config values, saved to ``folder`` and loaded back."""
+    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    SynCamMasterPipeline(**{name: getattr(pipe, name) for name in names}, **config).save_pretrained(folder)
+    loaded = SynCamMasterPipeline.from_pretrained(folder)
+    loaded.set_progress_bar_config(disable=True)
+    return loaded
+
+
 def assert_same_videos(a, b):
     """Same seed, same videos, up to the last-bit rounding that the CPU thread pool may change between runs."""
     torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), rtol=0, atol=1e-5)
@@ -131,23 +140,14 @@ def test_default_negative_prompt_comes_from_the_model(pipe, rig, tmp_path):
     assert (default - empty).abs().max() > 0.1
 
     # A model trained with caption dropout records the empty caption as its default; the folder keeps it.
-    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
-    components = {name: getattr(pipe, name) for name in names}
-    SynCamMasterPipeline(**components, negative_prompt="").save_pretrained(tmp_path / "model")
-    loaded = SynCamMasterPipeline.from_pretrained(tmp_path / "model")
-    loaded.set_progress_bar_config(disable=True)
+    loaded = rebuilt(pipe, tmp_path / "model", negative_prompt="")
     assert loaded.config.negative_prompt == ""
     assert_same_videos(loaded(CAPTIONS[0], rig, **run).videos, empty)
 
 
 def test_default_size_comes_from_the_model(pipe, rig, tmp_path):
     assert (pipe.config.default_height, pipe.config.default_width, pipe.config.default_num_frames) == (480, 832, 81)
-    names = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
-    sized = SynCamMasterPipeline(**{name: getattr(pipe, name) for name in names}, default_height=32, default_width=48,
-                                 default_num_frames=9)
-    sized.save_pretrained(tmp_path / "model")
-    loaded = SynCamMasterPipeline.from_pretrained(tmp_path / "model")
-    loaded.set_progress_bar_config(disable=True)
+    loaded = rebuilt(pipe, tmp_path / "model", default_height=32, default_width=48, default_num_frames=9)
     videos = loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0).videos
     assert videos.shape == (1, 3, 9, 32, 48, 3)
     assert loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0, height=16).videos.shape == (1, 3, 9, 16, 48, 3)
