@@ -8,12 +8,21 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_atomically(save, target: Path) -> Path:
     """Calls ``save(folder)`` on a temporary folder next to ``target`` and moves it into place when complete."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
+        # mkdtemp makes a private (0700) folder; the result gets the mode of any folder this process creates.
+        staging.chmod(0o777 & ~_umask())
         save(staging)
         if target.exists():
             old = staging.with_name(staging.name + "-old")
@@ -36,6 +45,8 @@ def write_atomically(path: str | Path, content: str | bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        # mkstemp makes a private (0600) file; the result gets the mode of any file this process creates.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
