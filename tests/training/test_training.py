@@ -110,11 +110,16 @@ def test_resume_gives_the_same_next_steps(tmp_path, stage):
     interrupted = config(tmp_path / "b", stage="base", max_steps=3)
     fit(interrupted, make_module(), RandomLatents(views), progress_bar=False)
     assert (interrupted.run_dir / CHECKPOINT_DIR / "last.ckpt").is_file()
+    with (interrupted.run_dir / METRICS_FILE).open("a") as handle:  # as if killed at step 4, before its checkpoint
+        handle.write("4,99.0,1.000e-03,0.5\n")
     resumed_module = make_module()
     fit(config(tmp_path / "b", stage="base"), resumed_module, RandomLatents(views), progress_bar=False)
 
     a, b = read_losses(straight.run_dir), read_losses(interrupted.run_dir)
     assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6]
+    with (interrupted.run_dir / METRICS_FILE).open() as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the rows the killed run logged after its checkpoint are gone
     for step in range(1, 7):
         assert a[step] == pytest.approx(b[step], rel=1e-5), step
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..atomic import write_atomically
 from ..scene import read_video
 from .config import TrainConfig
 
@@ -90,11 +91,26 @@ class VideoClipDataset(Dataset):
 
 
 class MetricsCSV(pl.Callback):
-    """Appends (step, loss, learning rate, seconds) to ``metrics.csv``; survives resumes (never truncates)."""
+    """Appends (step, loss, learning rate, seconds) to ``metrics.csv``.
+
+    On resume, rows logged after the restored checkpoint (steps an interrupted run did again) are dropped, so each
+    step appears once, and ``seconds`` goes on from the last kept row: it is the training time up to that step.
+    """
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, max(1, every)
         self._start = time.monotonic()
+
+    def on_train_start(self, trainer, module):
+        if trainer.global_rank != 0 or not self.path.exists():
+            return
+        with self.path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        header, kept = rows[:1], [row for row in rows[1:] if row and int(row[0]) <= trainer.global_step]
+        if len(kept) < len(rows) - 1:
+            write_atomically(self.path, "".join(",".join(row) + "\n" for row in header + kept))
+        if kept:
+            self._start = time.monotonic() - float(kept[-1][3])
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
         step = trainer.global_step
