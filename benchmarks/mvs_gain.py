@@ -27,6 +27,7 @@ from syncammaster.data import LatentViewDataset, collate_views
 from syncammaster.data.cache import read_cache_config
 from syncammaster.evaluate.report import text_table
 from syncammaster.models import SynCamMasterTransformer3DModel
+from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS
 
 
 @torch.no_grad()
@@ -42,7 +43,7 @@ def flow_errors(transformer, batch: dict, sigmas: list[float], seed: int, chunk:
     errors = {}
     for sigma in sigmas:
         noisy, target = (1 - sigma) * x0 + sigma * noise, noise - x0
-        timestep = torch.full((len(x0),), sigma * 1000.0)
+        timestep = torch.full((len(x0),), sigma * NUM_TRAIN_TIMESTEPS)  # as FlowSchedule maps sigmas
         rows = []
         for sync in (True, False):
             predictions = []

@@ -110,8 +110,9 @@ def test_resume_gives_the_same_next_steps(tmp_path, stage):
     interrupted = config(tmp_path / "b", stage="base", max_steps=3)
     fit(interrupted, make_module(), RandomLatents(views), progress_bar=False)
     assert (interrupted.run_dir / CHECKPOINT_DIR / "last.ckpt").is_file()
-    with (interrupted.run_dir / METRICS_FILE).open("a") as handle:  # as if killed at step 4, before its checkpoint
-        handle.write("4,99.0,1.000e-03,0.5\n")
+    # As if it had gone on to step 4, with no checkpoint there, and been killed in mid-write of a later row.
+    with (interrupted.run_dir / METRICS_FILE).open("a") as handle:
+        handle.write("4,99.0,1.000e-03,0.5\r\n1")
     resumed_module = make_module()
     fit(config(tmp_path / "b", stage="base"), resumed_module, RandomLatents(views), progress_bar=False)
 

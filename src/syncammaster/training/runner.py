@@ -9,6 +9,7 @@ step, so a resumed run continues exactly as an uninterrupted one would).
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import time
 import warnings
@@ -105,10 +106,13 @@ class MetricsCSV(pl.Callback):
         if trainer.global_rank != 0 or not self.path.exists():
             return
         with self.path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-        header, kept = rows[:1], [row for row in rows[1:] if row and int(row[0]) <= trainer.global_step]
-        if len(kept) < len(rows) - 1:
-            write_atomically(self.path, "".join(",".join(row) + "\n" for row in header + kept))
+            header, *rows = list(csv.reader(handle)) or [[]]
+        # Rows after the restored step, and a row cut short by a kill in mid-write, are dropped.
+        kept = [row for row in rows if len(row) == len(header) and int(row[0]) <= trainer.global_step]
+        if len(kept) < len(rows):
+            text = io.StringIO()
+            csv.writer(text).writerows([header, *kept])
+            write_atomically(self.path, text.getvalue())
         if kept:
             self._start = time.monotonic() - float(kept[-1][3])
 
