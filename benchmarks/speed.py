@@ -35,6 +35,11 @@ Tables:
 5. Throughput: FLOPs of one forward of table 1's configurations (matmuls, convolutions and attention, as counted
    by ``torch.utils.flop_counter``) over its median time, against the machine's fp32 (or bf16) matmul peak
    measured on square products; "MVS FLOPs" is the share of the multi-view synchronization modules.
+6. VAE batch: the shipped VAE encoding and decoding videos of the generate size in batches of 1, 2 and 4;
+   time per video and its speedup over batches of one, and the largest difference of the batched latents and
+   frames from one-at-a-time ones. torch gives a 3-D convolution to oneDNN only for a batch of two or more (or a
+   large input): a batch of one small video runs the generic ``aten::slow_conv3d_forward`` kernel. This is why
+   caching encodes several videos at once and the pipeline decodes all views in one call.
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ class Settings:
     latent_sizes: list[int]  # table 2, square latents at V = GENERATE_VIEWS
     reference_shapes: list[Shape]  # table 3
     steps: int  # table 4
+    vae_batches: list[int]  # table 6
     matmul_size: int  # table 5
     text_tokens: int  # the shipped pipeline's max_sequence_length
     transformer_config: dict[str, Any] = field(repr=False)
@@ -149,6 +155,7 @@ def make_settings(args: argparse.Namespace) -> Settings:
             latent_sizes=[8, 16],
             reference_shapes=[Shape(views=2, height=8, width=8)],
             steps=2,
+            vae_batches=[1, 2],
             matmul_size=1024,
             **common,
         )
@@ -159,6 +166,7 @@ def make_settings(args: argparse.Namespace) -> Settings:
         latent_sizes=[8, 16, 24, 32],
         reference_shapes=[Shape(views=2), Shape(views=4)],
         steps=GENERATE_STEPS,
+        vae_batches=[1, 2, 4],
         matmul_size=2048,
         **common,
     )
@@ -654,6 +662,43 @@ def bench_generate(settings: Settings) -> Table:
     )
 
 
+
+def bench_vae(settings: Settings) -> Table:
+    """Table 6: the shipped VAE's time per video against the number of videos encoded or decoded together."""
+    from diffusers import AutoencoderKLWan
+
+    device = settings.device
+    vae = AutoencoderKLWan.from_pretrained(default_model_dir() / "vae", torch_dtype=settings.dtype).to(device).eval()
+    generator = torch.Generator("cpu").manual_seed(0)
+    largest = max(settings.vae_batches)
+    videos = torch.rand(largest, 3, GENERATE_FRAMES, GENERATE_SIZE, GENERATE_SIZE, generator=generator) * 2 - 1
+    videos = videos.to(device, settings.dtype)
+    rows, single = [], {}
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(video[None]).latent_dist.mode() for video in videos])
+        frames = torch.cat([vae.decode(latent[None]).sample for latent in latents])
+        for batch in settings.vae_batches:
+            log(f"vae: batches of {batch}")
+            encode_s = median_seconds(lambda b=batch: vae.encode(videos[:b]), device, 1, settings.repeats) / batch
+            decode_s = median_seconds(lambda b=batch: vae.decode(latents[:b]), device, 1, settings.repeats) / batch
+            single.setdefault("encode", encode_s)
+            single.setdefault("decode", decode_s)
+            latent_err = (vae.encode(videos[:batch]).latent_dist.mode() - latents[:batch]).abs().max().item()
+            frame_err = (vae.decode(latents[:batch]).sample - frames[:batch]).abs().max().item()
+            rows.append([
+                str(batch), fmt(encode_s * 1e3), fmt(single["encode"] / encode_s, 2) + "x", fmt(decode_s * 1e3),
+                fmt(single["decode"] / decode_s, 2) + "x", f"{max(latent_err, frame_err):.1e}",
+            ])
+    return Table(
+        f"6. VAE time per video against batch ({GENERATE_FRAMES} frames, {GENERATE_SIZE}x{GENERATE_SIZE}), "
+        "shipped VAE",
+        ["batch", "encode ms/video", "speedup", "decode ms/video", "speedup", "max abs diff"],
+        rows,
+        [f"median of {settings.repeats} calls after a warm-up; max abs diff: batched against one-at-a-time latents "
+         "and frames (values in [-1, 1] and latent units)"],
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -692,6 +737,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n" + tables[-1].text(), flush=True)
     tables.append(flops_table)
     print("\n" + flops_table.text())
+    tables.append(bench_vae(settings))
+    print("\n" + tables[-1].text(), flush=True)
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"\nload average (1, 5, 15 min) at end: {load_end}")
 

@@ -61,6 +61,19 @@ def test_no_sync_bypasses_mvs(pipe, rig):
     assert not torch.allclose(synced, independent)
 
 
+def test_views_decode_together_as_one_at_a_time(pipe, rig):
+    latents = pipe(CAPTIONS[0], rig, num_inference_steps=1, seed=2, output_type="latent", **SIZE).videos
+    together = pipe.decode_latents(latents)
+    pipe.vae.enable_slicing()
+    try:
+        one_at_a_time = pipe.decode_latents(latents)
+    finally:
+        pipe.vae.disable_slicing()
+    assert together.shape == (3, 3, 9, 32, 48)
+    torch.testing.assert_close(together, one_at_a_time, rtol=0, atol=1e-5)
+    assert (together[0] - together[1]).abs().max() > 1e-3  # the views stay distinct
+
+
 def test_released_sampling_schedule(pipe, rig):
     pipe(CAPTIONS[0], rig, num_inference_steps=4, seed=0, output_type="latent", **SIZE)
     sigmas = np.linspace(1, 0, 5)[:-1]

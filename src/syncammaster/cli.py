@@ -75,6 +75,8 @@ def _load_pipeline(args):
         pipe.to(device)
     if args.vae_tiling:
         pipe.vae.enable_tiling()
+    if args.vae_slicing:
+        pipe.vae.enable_slicing()
     return pipe
 
 
@@ -319,6 +321,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     gen.add_argument("--cpu-offload", action="store_true", help="keep only the running model on the GPU")
     gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less memory for large videos)")
+    gen.add_argument("--vae-slicing", action="store_true", help="decode one view at a time (less memory, slower)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     gen.set_defaults(func=cmd_generate)
 

@@ -26,7 +26,7 @@ def stage_config(stage, run, data, **extra):
 
 def test_text_vae_base_sync_chain(tmp_path, data):
     components = tmp_path / "components"
-    common = {"cache_dir": str(tmp_path / "cache")}
+    common = {"cache_dir": str(tmp_path / "cache"), "cache_batch_size": 3}  # 2 captions + 8 videos: uneven batches
     train(stage_config("text", tmp_path, data, export_dir=str(components),
                        text={"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2}),
           progress_bar=False)

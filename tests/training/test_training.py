@@ -200,3 +200,5 @@ def test_config_files(tmp_path):
         config(tmp_path, num_frames=6)
     with pytest.raises(ValueError, match="base_model"):
         config(tmp_path, stage="sync")
+    with pytest.raises(ValueError, match="cache_batch_size"):
+        config(tmp_path, cache_batch_size=0)

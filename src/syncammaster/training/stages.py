@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 WAN_TEMPORAL_DOWNSAMPLE = (False, True, True)
 # Clips used to measure the latent statistics written into the VAE's config.
 LATENT_STATS_CLIPS = 32
+LATENT_STATS_BATCH = 4  # clips encoded together (batches of one run a slow CPU kernel)
 
 
 def train(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
@@ -107,7 +108,8 @@ def latent_statistics(vae, videos: list[Path], config: TrainConfig) -> tuple[lis
     """Per-channel mean and std of the VAE's posterior means over clips of full frames (for latent normalisation)."""
     clips = VideoClipDataset(videos, config.num_frames, min(config.height, config.width), LATENT_STATS_CLIPS,
                              seed=config.seed + 1)
-    latents = torch.cat([vae.encode(clips[i]["video"][None]).latent_dist.mode() for i in range(len(clips))])
+    videos = torch.stack([clips[i]["video"] for i in range(len(clips))])  # (N, 3, T, H, W)
+    latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in videos.split(LATENT_STATS_BATCH)])
     channels = latents.transpose(0, 1).flatten(1)  # (z_dim, N)
     return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-3).tolist()
 
@@ -135,7 +137,8 @@ def _latent_dataset(config: TrainConfig, index, num_views: int, components):
 
     tokenizer, text_encoder, vae = components
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
-                  height=config.height, width=config.width, max_sequence_length=config.max_sequence_length)
+                  height=config.height, width=config.width, max_sequence_length=config.max_sequence_length,
+                  batch_size=config.cache_batch_size)
     return LatentViewDataset(index, config.cache_path, num_views=num_views, max_az=config.max_azimuth,
                              max_el=config.max_elevation, max_sequence_length=config.max_sequence_length,
                              seed=config.seed, length=config.max_steps * config.batch_size * _world_size(config))
