@@ -202,3 +202,9 @@ def test_config_files(tmp_path):
         config(tmp_path, stage="sync")
     with pytest.raises(ValueError, match="cache_batch_size"):
         config(tmp_path, cache_batch_size=0)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*/*.toml")), ids=lambda p: p.name)
+def test_repository_configs_load(path):
+    loaded = load_config(path)
+    assert loaded.stage in ("text", "vae", "base", "sync") and Path(loaded.output_dir).is_absolute()
