@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/speed.py [--quick] [--device cpu|cuda] [--threads N] [--markdown FILE]
+    python benchmarks/speed.py [--quick] [--device cpu|cuda] [--threads N] [--tables N ...] [--markdown FILE]
 
 The transformer is built in the size of the small model shipped with the package
 (``src/syncammaster/assets/default_model/transformer/config.json``) with random weights; every forward runs under
@@ -708,6 +708,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
+    parser.add_argument("--tables", type=int, nargs="+", choices=range(1, 7), default=list(range(1, 7)),
+                        metavar="N", help="which tables to make, 1-6 (default all)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
@@ -727,18 +729,20 @@ def main(argv: list[str] | None = None) -> None:
     print("SynCamMaster speed and memory benchmark")
     print("\n".join(header), flush=True)
 
-    log("matmul peak")
-    peak_gflops = matmul_peak_gflops(settings)
-    views_table, flops_table = bench_views(settings, peak_gflops)
-    tables = [views_table]
-    print("\n" + views_table.text(), flush=True)
-    for bench in (bench_tokens, bench_reference, bench_generate):
-        tables.append(bench(settings))
-        print("\n" + tables[-1].text(), flush=True)
-    tables.append(flops_table)
-    print("\n" + flops_table.text())
-    tables.append(bench_vae(settings))
-    print("\n" + tables[-1].text(), flush=True)
+    tables = []
+
+    def show(table: Table) -> None:
+        tables.append(table)
+        print("\n" + table.text(), flush=True)
+
+    wanted = set(args.tables)
+    if wanted & {1, 5}:
+        log("matmul peak")
+        views_table, flops_table = bench_views(settings, matmul_peak_gflops(settings))
+    for number, bench in ((1, lambda _: views_table), (2, bench_tokens), (3, bench_reference), (4, bench_generate),
+                          (5, lambda _: flops_table), (6, bench_vae)):
+        if number in wanted:
+            show(bench(settings))
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"\nload average (1, 5, 15 min) at end: {load_end}")
 
