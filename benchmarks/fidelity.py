@@ -38,8 +38,8 @@ from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
 from syncammaster.scene import Scene
 
-TRAINING_RENDER_SEED = 1000  # scripts/train_default_model.sh renders the training scenes with this seed
-TRAINING_SCENES = 160
+# (render seed, scenes) of the training renders of scripts/train_default_model.sh
+TRAINING_RENDERS = ((1000, 160), (2000, 320))
 CAMERAS_PER_SCENE = 10  # drawn as the training renders draw theirs; the first group of V within the sync limits is used
 MAX_AZIMUTH_DEG, MAX_ELEVATION_DEG = 60.0, 30.0  # configs/small/sync.toml
 ROWS = ("ground truth", "SynCamMaster", "no sync (ablation)", "shuffled ground truth", "ground truth through the VAE")
@@ -47,7 +47,7 @@ ROWS = ("ground truth", "SynCamMaster", "no sync (ablation)", "shuffled ground t
 
 def held_out_seeds(seed: int, count: int) -> list[int]:
     """Scene seeds of the benchmark; refuses any that a training scene used."""
-    training = {scene_seed(TRAINING_RENDER_SEED, i) for i in range(TRAINING_SCENES)}
+    training = {scene_seed(render, i) for render, scenes in TRAINING_RENDERS for i in range(scenes)}
     seeds = [scene_seed(seed, i) for i in range(count)]
     if training & set(seeds):
         raise SystemExit(f"--seed {seed} draws scenes used in training; pick another")
