@@ -662,7 +662,6 @@ def bench_generate(settings: Settings) -> Table:
     )
 
 
-
 def bench_vae(settings: Settings) -> Table:
     """Table 6: the shipped VAE's time per video against the number of videos encoded or decoded together."""
     from diffusers import AutoencoderKLWan

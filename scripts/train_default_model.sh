@@ -12,12 +12,13 @@ CAMERAS=6
 
 time syncammaster render --scenes 160 --cameras $CAMERAS --frames 17 --size 128 --seed 1000 --out "$RUN/data"
 time syncammaster render --scenes 320 --cameras $CAMERAS --frames 17 --size 128 --seed 2000 --out "$RUN/more"
-python - <<'PY'
+RUN="$RUN" python - <<'PY'
 # $RUN/all: one SynCamVideo-layout root over both renders (links to their scene folders, one metadata.csv).
 import csv
+import os
 from pathlib import Path
 
-run = Path("runs/default_model")
+run = Path(os.environ["RUN"])
 rows = []
 for subset, source in (("procedural", "data"), ("extra", "more")):
     link = run / "all" / "train" / subset

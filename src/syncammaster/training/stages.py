@@ -108,8 +108,8 @@ def latent_statistics(vae, videos: list[Path], config: TrainConfig) -> tuple[lis
     """Per-channel mean and std of the VAE's posterior means over clips of full frames (for latent normalisation)."""
     clips = VideoClipDataset(videos, config.num_frames, min(config.height, config.width), LATENT_STATS_CLIPS,
                              seed=config.seed + 1)
-    videos = torch.stack([clips[i]["video"] for i in range(len(clips))])  # (N, 3, T, H, W)
-    latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in videos.split(LATENT_STATS_BATCH)])
+    batch = torch.stack([clips[i]["video"] for i in range(len(clips))])  # (N, 3, T, H, W)
+    latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in batch.split(LATENT_STATS_BATCH)])
     channels = latents.transpose(0, 1).flatten(1)  # (z_dim, N)
     return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-3).tolist()
 
