@@ -164,11 +164,14 @@ def test_sync_stage_trains_only_mvs(tmp_path):
     assert {k.removeprefix("transformer.") for k in checkpoint["state_dict"]} == mvs
 
 
+def tiny_vae(seed=0):
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+
+
 def test_vae_loss_decreases_on_a_fixed_clip():
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
-    module = VAEModule(vae, learning_rate=1e-2)
+    module = VAEModule(tiny_vae(), learning_rate=1e-2)
     ramp = torch.linspace(-1, 1, 16)
     video = torch.stack([ramp[None, :].expand(16, 16), ramp[:, None].expand(16, 16), ramp[None, :] * ramp[:, None]])
     video = video[:, None].expand(3, 5, 16, 16)[None].contiguous()  # (1, 3, 5, 16, 16) smooth gradients
@@ -182,6 +185,23 @@ def test_vae_loss_decreases_on_a_fixed_clip():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_vae_loss_adds_frames_coded_as_images():
+    torch.manual_seed(0)
+    video = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    module = VAEModule(tiny_vae(), image_frames=2)
+    torch.manual_seed(7)
+    total, parts = module.loss(video)
+    torch.manual_seed(7)  # the same draws, step by step: the clips, then which frames, then the images
+    video_total, video_parts = module.reconstruction_loss(video)
+    picks = torch.randperm(5)[:2]
+    images = torch.stack([video[b, :, p] for b in range(2) for p in picks])[:, :, None]  # (4, 3, 1, 16, 16)
+    image_total, image_parts = module.reconstruction_loss(images)
+    torch.testing.assert_close(total, video_total + image_total)
+    torch.testing.assert_close(parts["image_l1"], image_parts["l1"])
+    torch.testing.assert_close(parts["l1"], video_parts["l1"])
+    assert "image_l1" not in VAEModule(tiny_vae()).loss(video)[1]
 
 
 def test_config_files(tmp_path):
@@ -202,6 +222,8 @@ def test_config_files(tmp_path):
         config(tmp_path, stage="sync")
     with pytest.raises(ValueError, match="cache_batch_size"):
         config(tmp_path, cache_batch_size=0)
+    with pytest.raises(ValueError, match="image_frames"):
+        config(tmp_path, vae={"clip_frames": 5, "image_frames": 6})
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*/*.toml")), ids=lambda p: p.name)

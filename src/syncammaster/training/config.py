@@ -55,6 +55,7 @@ class VAEConfig:
     kl_weight: float = 1e-6  # a light KL term keeps the latent space smooth without blurring reconstructions
     crop_size: int = 64  # training crops (the VAE is convolutional, so crops generalise to full frames)
     clip_frames: int = 5  # 4k+1 frames per training clip
+    image_frames: int = 0  # frames of each clip also trained as still images (how the VAE codes frame 0)
     init_from: str | None = None  # continue from this VAE folder instead of a fresh one
     train_encoder: bool = True  # False: fine-tune the decoder only, so latents (and caches, models on them) stay valid
 
@@ -129,6 +130,9 @@ class TrainConfig:
             raise ValueError(f"decay_steps must be in [0, max_steps={self.max_steps}], got {self.decay_steps}")
         if self.cache_batch_size < 1:
             raise ValueError(f"cache_batch_size must be >= 1, got {self.cache_batch_size}")
+        if not 0 <= self.vae.image_frames <= self.vae.clip_frames:
+            raise ValueError(f"vae.image_frames must be in [0, clip_frames={self.vae.clip_frames}], "
+                             f"got {self.vae.image_frames}")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
         if self.stage == "sync" and self.base_model is None:

@@ -135,18 +135,31 @@ class VAEModule(pl.LightningModule):
     """Reconstruction training of an ``AutoencoderKLWan``: L1 + image-gradient L1 + a light KL term.
 
     A batch holds ``video`` (B, 3, T, H, W) in [-1, 1]. The gradient term rewards sharp edges, which the
-    evaluation's feature matching depends on.
+    evaluation's feature matching depends on. With ``image_frames`` = k > 0, k frames drawn from every clip are also
+    coded alone, as still images, and their loss is added: the causal VAE codes a video's frame 0 exactly that way,
+    and within a clip that frame gets only 1/T of the signal (Wan's VAE is trained on images and videos jointly).
     """
 
     def __init__(self, vae, learning_rate: float = 3e-4, kl_weight: float = 1e-6,
-                 schedule: LearningRateSchedule | None = None):
+                 schedule: LearningRateSchedule | None = None, image_frames: int = 0):
         super().__init__()
         self.vae = vae
         self.learning_rate = learning_rate
         self.kl_weight = kl_weight
         self.lr_schedule = schedule or LearningRateSchedule()
+        self.image_frames = image_frames
 
     def loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total, parts = self.reconstruction_loss(video)
+        if self.image_frames:
+            picks = torch.randperm(video.shape[2])[: self.image_frames]
+            images = video[:, :, picks].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (B * k, 3, 1, H, W)
+            image_total, image_parts = self.reconstruction_loss(images)
+            total = total + image_total
+            parts["image_l1"] = image_parts["l1"]
+        return total, parts
+
+    def reconstruction_loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         posterior = self.vae.encode(video).latent_dist
         reconstruction = self.vae.decode(posterior.sample()).sample  # (B, 3, T, H, W)
         l1 = (reconstruction - video).abs().mean()
