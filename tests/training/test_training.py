@@ -95,26 +95,40 @@ def read_losses(run):
         return {int(row["step"]): float(row["loss"]) for row in csv.DictReader(handle)}
 
 
-@pytest.mark.parametrize("stage", ["base", "sync"])
+class RandomVideos(Dataset):
+    """Item i is a pure function of i: a 5-frame 16x16 clip in [-1, 1]."""
+
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, index):
+        return {"video": torch.rand(3, 5, 16, 16, generator=torch.Generator().manual_seed(index)) * 2 - 1}
+
+
+@pytest.mark.parametrize("stage", ["base", "sync", "vae"])
 def test_resume_gives_the_same_next_steps(tmp_path, stage):
     def make_module():
+        if stage == "vae":  # its random draws: the latent samples and the frames coded as images
+            return VAEModule(tiny_vae(), learning_rate=1e-3, image_frames=2, seed=3)
         transformer = tiny_wan()
         if stage == "sync":
             transformer = SynCamMasterTransformer3DModel.from_wan(transformer)
         return FlowMatchingModule(transformer, learning_rate=1e-3, seed=3)
 
-    views = 2 if stage == "sync" else 1
+    def data():
+        return RandomVideos() if stage == "vae" else RandomLatents(2 if stage == "sync" else 1)
+
     straight = config(tmp_path / "a", stage="base")
-    fit(straight, make_module(), RandomLatents(views), progress_bar=False)
+    fit(straight, make_module(), data(), progress_bar=False)
 
     interrupted = config(tmp_path / "b", stage="base", max_steps=3)
-    fit(interrupted, make_module(), RandomLatents(views), progress_bar=False)
+    fit(interrupted, make_module(), data(), progress_bar=False)
     assert (interrupted.run_dir / CHECKPOINT_DIR / "last.ckpt").is_file()
     # As if it had gone on to step 4, with no checkpoint there, and been killed in mid-write of a later row.
     with (interrupted.run_dir / METRICS_FILE).open("a") as handle:
         handle.write("4,99.0,1.000e-03,0.5\r\n1")
     resumed_module = make_module()
-    fit(config(tmp_path / "b", stage="base"), resumed_module, RandomLatents(views), progress_bar=False)
+    fit(config(tmp_path / "b", stage="base"), resumed_module, data(), progress_bar=False)
 
     a, b = read_losses(straight.run_dir), read_losses(interrupted.run_dir)
     assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6]
@@ -191,13 +205,12 @@ def test_vae_loss_adds_frames_coded_as_images():
     torch.manual_seed(0)
     video = torch.rand(2, 3, 5, 16, 16) * 2 - 1
     module = VAEModule(tiny_vae(), image_frames=2)
-    torch.manual_seed(7)
-    total, parts = module.loss(video)
-    torch.manual_seed(7)  # the same draws, step by step: the clips, then which frames, then the images
-    video_total, video_parts = module.reconstruction_loss(video)
-    picks = torch.randperm(5)[:2]
+    total, parts = module.loss(video, torch.Generator().manual_seed(7))
+    generator = torch.Generator().manual_seed(7)  # the same draws in turn: the clips, which frames, the images
+    video_total, video_parts = module.reconstruction_loss(video, generator)
+    picks = torch.randperm(5, generator=generator)[:2]
     images = torch.stack([video[b, :, p] for b in range(2) for p in picks])[:, :, None]  # (4, 3, 1, 16, 16)
-    image_total, image_parts = module.reconstruction_loss(images)
+    image_total, image_parts = module.reconstruction_loss(images, generator)
     torch.testing.assert_close(total, video_total + image_total)
     torch.testing.assert_close(parts["image_l1"], image_parts["l1"])
     torch.testing.assert_close(parts["l1"], video_parts["l1"])

@@ -19,6 +19,16 @@ from ..models import SynCamMasterTransformer3DModel
 NUM_TRAIN_TIMESTEPS = 1000
 
 
+def step_generator(module: pl.LightningModule, seed: int, batch_index: int) -> torch.Generator:
+    """A training step's random draws depend only on (seed, step, rank): a resumed run draws what the original would.
+
+    Lightning's checkpoints do not hold torch's global RNG, so every draw of a step comes from this generator."""
+    attached = module._trainer is not None
+    rank = module.trainer.global_rank if attached else 0
+    step = module.global_step if attached else batch_index
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+
+
 class FlowSchedule:
     """The release's training grid: 1000 shifted sigmas from 1 down to 0 (exclusive) and their loss weights."""
 
@@ -76,12 +86,6 @@ class FlowMatchingModule(pl.LightningModule):
             return self.transformer.mvs_parameters()
         return list(self.transformer.parameters())
 
-    def _generator(self, batch_index: int) -> torch.Generator:
-        """Noise and timesteps depend only on (seed, step, rank): a resumed run draws what the original would."""
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        step = self.global_step if self._trainer is not None else batch_index
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1009 + rank)
-
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         latents = batch["latents"]  # (B, V, C, F, h, w)
         batch_size, num_views = latents.shape[:2]
@@ -112,7 +116,7 @@ class FlowMatchingModule(pl.LightningModule):
         return (per_group.view(batch_size, num_views).mean(1) * weights).mean()
 
     def training_step(self, batch, batch_index):
-        loss = self.loss(batch, self._generator(batch_index))
+        loss = self.loss(batch, step_generator(self, self.seed, batch_index))
         self.log("train_loss", loss, prog_bar=True, on_step=True, batch_size=batch["latents"].shape[0])
         return loss
 
@@ -141,27 +145,32 @@ class VAEModule(pl.LightningModule):
     """
 
     def __init__(self, vae, learning_rate: float = 3e-4, kl_weight: float = 1e-6,
-                 schedule: LearningRateSchedule | None = None, image_frames: int = 0):
+                 schedule: LearningRateSchedule | None = None, image_frames: int = 0, seed: int = 0):
         super().__init__()
         self.vae = vae
         self.learning_rate = learning_rate
         self.kl_weight = kl_weight
         self.lr_schedule = schedule or LearningRateSchedule()
         self.image_frames = image_frames
+        self.seed = seed
 
-    def loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        total, parts = self.reconstruction_loss(video)
+    def loss(self, video: torch.Tensor, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a batch; ``generator`` (default: torch's global RNG) draws the latent samples and the frames
+        coded as images."""
+        total, parts = self.reconstruction_loss(video, generator)
         if self.image_frames:
-            picks = torch.randperm(video.shape[2])[: self.image_frames]
+            picks = torch.randperm(video.shape[2], generator=generator)[: self.image_frames]
             images = video[:, :, picks].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (B * k, 3, 1, H, W)
-            image_total, image_parts = self.reconstruction_loss(images)
+            image_total, image_parts = self.reconstruction_loss(images, generator)
             total = total + image_total
             parts["image_l1"] = image_parts["l1"]
         return total, parts
 
-    def reconstruction_loss(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def reconstruction_loss(self, video: torch.Tensor, generator: torch.Generator | None = None
+                            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         posterior = self.vae.encode(video).latent_dist
-        reconstruction = self.vae.decode(posterior.sample()).sample  # (B, 3, T, H, W)
+        reconstruction = self.vae.decode(posterior.sample(generator)).sample  # (B, 3, T, H, W)
         l1 = (reconstruction - video).abs().mean()
         edges = sum(
             (torch.diff(reconstruction, dim=d) - torch.diff(video, dim=d)).abs().mean() for d in (3, 4)
@@ -171,7 +180,7 @@ class VAEModule(pl.LightningModule):
         return total, {"l1": l1.detach(), "edges": edges.detach(), "kl": kl.detach()}
 
     def training_step(self, batch, batch_index):
-        total, parts = self.loss(batch["video"])
+        total, parts = self.loss(batch["video"], step_generator(self, self.seed, batch_index))
         self.log("train_loss", total, prog_bar=True, on_step=True, batch_size=batch["video"].shape[0])
         self.log_dict({f"train_{k}": v for k, v in parts.items()}, on_step=True, batch_size=batch["video"].shape[0])
         return total

@@ -87,7 +87,8 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
         vae.decoder.requires_grad_(True)
         vae.post_quant_conv.requires_grad_(True)
     module = VAEModule(vae, learning_rate=config.learning_rate, kl_weight=v.kl_weight,
-                       schedule=lr_schedule(config), image_frames=v.image_frames)
+                       schedule=lr_schedule(config), image_frames=v.image_frames,
+                       seed=config.seed)
     dataset = VideoClipDataset(videos, v.clip_frames, v.crop_size, config.max_steps * config.batch_size, config.seed)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
 
