@@ -12,6 +12,10 @@ requested cameras, motion synchronization):
 - ground truth through the VAE: the true videos encoded and decoded by the model's VAE, the best any sampler on
   this VAE can hope for (it separates what the autoencoder loses from what the transformer gets wrong).
 
+The "f0 jump" column is the mean first-frame jump of the row's videos (``syncammaster.evaluate.first_frame_jump``):
+about 1 when frame 0 looks like the frames after it, higher when the causal VAE's separately coded frame 0 stands
+apart.
+
 Goal (issue "evaluation"): the model's median epipolar error within 1.5x of ground truth, and at least 5x better than
 the ablation.
 
@@ -32,7 +36,7 @@ import torch
 
 from syncammaster.cli import default_model_dir
 from syncammaster.data.views import view_groups
-from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
+from syncammaster.evaluate import EvaluationSettings, evaluate_scene, first_frame_jump, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
@@ -103,14 +107,14 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 def table(results: dict[str, dict]) -> list[list[str]]:
     header = ["row", "matches/f", "matched px/f", "epi median px", "<1px", "<3px", "sync corr", "lag0",
-              "make s/scene", "eval s/scene"]
+              "f0 jump", "make s/scene", "eval s/scene"]
     rows = [header]
     for name, r in results.items():
         s, epipolar = r["summary"], r["summary"]["epipolar"] or {}
         rows.append([name, _fmt(s["matches_per_frame"], ".1f"), _fmt(s["matched_pixels_per_frame"], ".1f"),
                      _fmt(epipolar.get("median_px")), _fmt(epipolar.get("under_1px"), ".0%"),
                      _fmt(epipolar.get("under_3px"), ".0%"), _fmt(s["sync_corr"]), _fmt(s["sync_lag0_share"], ".0%"),
-                     _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
+                     _fmt(r["first_frame_jump"]), _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
     return rows
 
 
@@ -158,6 +162,7 @@ def main() -> None:
     scenes: dict[str, list] = {row: [] for row in ROWS}
     make_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
     eval_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
+    jumps: dict[str, list] = {row: [] for row in ROWS}
 
     for n, seed in enumerate(held_out_seeds(args.seed, args.scenes)):
         truth, render_seconds = ground_truth(seed, args.views, args.frames, args.size)
@@ -175,13 +180,16 @@ def main() -> None:
             scenes[row].append(evaluate_scene(scene, settings, name=str(folder)))
             eval_seconds[row].append(time.perf_counter() - start)
             make_seconds[row].append(seconds)
+            jumps[row] += [first_frame_jump(video) for video in scene.videos]
         line = ", ".join(f"{row}: {scenes[row][-1].report['summary']['epipolar']['median_px']:.2f} px"
                          if scenes[row][-1].report["summary"]["epipolar"] else f"{row}: no matches" for row in ROWS)
         print(f"scene {n} ({truth.prompt[:60]}...): {line}", flush=True)
 
     results = {
         row: {"summary": summarize(scenes[row]), "make_seconds": float(np.mean(make_seconds[row])),
-              "eval_seconds": float(np.mean(eval_seconds[row])), "scenes": [e.report for e in scenes[row]]}
+              "eval_seconds": float(np.mean(eval_seconds[row])),
+              "first_frame_jump": float(np.nanmean(np.array(jumps[row], dtype=float))),
+              "scenes": [e.report for e in scenes[row]]}
         for row in ROWS
     }
     rows = table(results)

@@ -15,6 +15,7 @@ from syncammaster.evaluate import (
     GeometryError,
     epipolar_distances,
     evaluate_scene,
+    first_frame_jump,
     fundamental_from_cameras,
     motion_energy,
     sample_frames,
@@ -147,6 +148,17 @@ def test_sync_score_finds_a_view_running_late():
     assert synced["best_lag"] == 0 and synced["corr"] == pytest.approx(1.0)
     shifted = sync_score(motion_energy(on_time), motion_energy(late))
     assert shifted["best_lag"] == 2 and shifted["best_corr"] > 0.99 and shifted["corr"] < 0.8
+
+
+def test_first_frame_jump_sees_a_recoloured_first_frame():
+    steady = _moving_square(9, 0, np.arange(0, 27, 3))  # moves 3 px every frame
+    assert first_frame_jump(steady) == pytest.approx(1.0)
+    recoloured = steady.copy()
+    recoloured[0, ..., 2] = 90  # frame 0 alone tinted blue, as a VAE that codes it apart does
+    assert first_frame_jump(recoloured) > 3
+    assert first_frame_jump(steady.astype(np.float32) / 127.5 - 1) == pytest.approx(1.0)  # any value range
+    assert first_frame_jump(steady[:2]) is None
+    assert first_frame_jump(np.full((9, 16, 16, 3), 100, dtype=np.uint8)) is None  # nothing changes after frame 0
 
 
 def test_still_views_get_no_sync_score():

@@ -17,7 +17,7 @@ from .consistency import (
 )
 from .geometry import GeometryError, epipolar_distances, fundamental_from_cameras
 from .matching import SiftMatcher
-from .sync import motion_energy, sync_score
+from .sync import first_frame_jump, motion_energy, sync_score
 
 __all__ = [
     "EvaluationError",
@@ -28,6 +28,7 @@ __all__ = [
     "epipolar_distances",
     "evaluate_scene",
     "evaluate_scene_dir",
+    "first_frame_jump",
     "fundamental_from_cameras",
     "motion_energy",
     "sample_frames",

@@ -31,6 +31,19 @@ def motion_energy(video: np.ndarray) -> np.ndarray:
     return energy
 
 
+def first_frame_jump(video: np.ndarray) -> float | None:
+    """(T, H, W, C) video, uint8 or float in any range -> the change from frame 0 to frame 1 over the mean change
+    between later neighbouring frames (mean absolute differences over pixels and channels).
+
+    About 1 when frame 0 belongs with the rest (static cameras, smooth motion); higher when frame 0 is coded apart,
+    as the causal Wan VAE codes it alone. None with fewer than 3 frames or when the later frames do not change.
+    """
+    steps = np.array([np.abs(video[t + 1].astype(np.float32) - video[t].astype(np.float32)).mean(dtype=np.float64)
+                      for t in range(len(video) - 1)])  # (T - 1,)
+    later = steps[1:].mean() if len(steps) > 1 else 0.0
+    return float(steps[0] / later) if later > 0 else None
+
+
 def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
     if len(x) < MIN_OVERLAP or x.std() < FLAT_MOTION or y.std() < FLAT_MOTION:
         return None
