@@ -82,6 +82,7 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
         vae = AutoencoderKLWan(base_dim=v.base_dim, z_dim=v.z_dim, dim_mult=list(v.dim_mult),
                                num_res_blocks=v.num_res_blocks, temperal_downsample=list(WAN_TEMPORAL_DOWNSAMPLE),
                                latents_mean=[0.0] * v.z_dim, latents_std=[1.0] * v.z_dim)
+    vae.train()  # from_pretrained returns eval mode, which Lightning warns about at the start of training
     if not v.train_encoder:
         vae.requires_grad_(False)
         vae.decoder.requires_grad_(True)
