@@ -5,7 +5,9 @@ through each VAE's encoder (posterior mean) and decoder; the table gives the mea
 values over all videos, and per video frame (frame 0 is coded alone by the causal VAE, every later group of 4
 frames shares a latent frame). Several VAEs are scored side by side on the same videos, e.g. one decoder
 fine-tune against another. The frame-0 jump column compares the change from frame 0 to frame 1 with the change
-between later frames, in the decoded videos: about 1 means frame 0 is coded like the rest.
+between later frames, in the decoded videos: about 1 means frame 0 is coded like the rest. The colour-cast columns
+separate a shift of a frame's colours from blur: the length of the difference between the decoded and the true
+frame's mean RGB, in 8-bit levels (0 when the colours are kept, however blurred), for frame 0 and for later frames.
 
 Run from the repository root (about 1 s per video and VAE on a 2-core CPU):
 
@@ -30,16 +32,17 @@ from syncammaster.evaluate.report import text_table
 
 
 @torch.no_grad()
-def roundtrip_errors(vae, videos: list, batch: int) -> tuple[torch.Tensor, np.ndarray]:
-    """(N, T) mean absolute error of every video's round trip, per frame, and (N,) first-frame jump of each result
-    (NaN where undefined)."""
-    errors, jumps = [], []
+def roundtrip_errors(vae, videos: list, batch: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(N, T) mean absolute error of every video's round trip, per frame; (N, T) colour cast per frame in 8-bit
+    levels; (N,) first-frame jump of each result (NaN where undefined)."""
+    errors, casts, jumps = [], [], []
     for start in tqdm(range(0, len(videos), batch), desc="round trips", unit="batch", leave=False):
         clips = torch.stack(videos[start : start + batch])  # (B, 3, T, H, W) in [-1, 1]
         decoded = vae.decode(vae.encode(clips).latent_dist.mean).sample.clamp(-1, 1)
         errors.append((decoded - clips).abs().mean(dim=(1, 3, 4)))  # (B, T)
+        casts.append((decoded - clips).mean(dim=(3, 4)).norm(dim=1) * 127.5)  # (B, T): mean-RGB offset, 8-bit levels
         jumps += [first_frame_jump(clip.permute(1, 2, 3, 0).numpy()) for clip in decoded]  # (T, H, W, 3) each
-    return torch.cat(errors), np.array(jumps, dtype=float)
+    return torch.cat(errors), torch.cat(casts), np.array(jumps, dtype=float)
 
 
 def main() -> None:
@@ -60,15 +63,16 @@ def main() -> None:
     truth_jump = np.nanmean(np.array([first_frame_jump(v.permute(1, 2, 3, 0).numpy()) for v in videos], dtype=float))
     print(f"first-frame jump of the videos themselves: {truth_jump:.2f}")
     rows = [["vae", "L1 all", "frame 0", "frames 1-4", f"frames {args.frames - 4}-{args.frames - 1}", "frame-0 jump",
-             "s/video"]]
+             "cast f0", "cast later", "s/video"]]
     for folder in args.vae:
         vae = AutoencoderKLWan.from_pretrained(folder).eval()
         start = time.perf_counter()
-        errors, jumps = roundtrip_errors(vae, videos, args.batch)  # (N, T), (N,)
+        errors, casts, jumps = roundtrip_errors(vae, videos, args.batch)  # (N, T), (N, T), (N,)
         seconds = (time.perf_counter() - start) / len(videos)
         per_frame = errors.mean(0)
         rows.append([folder, f"{errors.mean():.4f}", f"{per_frame[0]:.4f}", f"{per_frame[1:5].mean():.4f}",
-                     f"{per_frame[-4:].mean():.4f}", f"{np.nanmean(jumps):.2f}", f"{seconds:.2f}"])
+                     f"{per_frame[-4:].mean():.4f}", f"{np.nanmean(jumps):.2f}",
+                     f"{casts[:, 0].mean():.1f}", f"{casts[:, 1:].mean():.1f}", f"{seconds:.2f}"])
     print(text_table(rows))
 
 
