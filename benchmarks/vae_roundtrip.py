@@ -39,8 +39,9 @@ def roundtrip_errors(vae, videos: list, batch: int) -> tuple[torch.Tensor, torch
     for start in tqdm(range(0, len(videos), batch), desc="round trips", unit="batch", leave=False):
         clips = torch.stack(videos[start : start + batch])  # (B, 3, T, H, W) in [-1, 1]
         decoded = vae.decode(vae.encode(clips).latent_dist.mean).sample.clamp(-1, 1)
-        errors.append((decoded - clips).abs().mean(dim=(1, 3, 4)))  # (B, T)
-        casts.append((decoded - clips).mean(dim=(3, 4)).norm(dim=1) * 127.5)  # (B, T): mean-RGB offset, 8-bit levels
+        residual = decoded - clips
+        errors.append(residual.abs().mean(dim=(1, 3, 4)))  # (B, T)
+        casts.append(residual.mean(dim=(3, 4)).norm(dim=1) * 127.5)  # (B, T): mean-RGB offset, 8-bit levels
         jumps += [first_frame_jump(clip.permute(1, 2, 3, 0).numpy()) for clip in decoded]  # (T, H, W, 3) each
     return torch.cat(errors), torch.cat(casts), np.array(jumps, dtype=float)
 
