@@ -14,7 +14,10 @@ requested cameras, motion synchronization):
 
 The "f0 jump" column is the mean first-frame jump of the row's videos (``syncammaster.evaluate.first_frame_jump``):
 about 1 when frame 0 looks like the frames after it, higher when the causal VAE's separately coded frame 0 stands
-apart.
+apart. "colour hit" and "false colour" check the caption's objects (``syncammaster.evaluate.colour``): the share of
+(object colour, view) pairs, over the views where the render shows that object's colour, in which the row's video
+shows it too; and the share of (colour, view) pairs, over the palette colours that no rendered view shows, in which
+the row's video shows it anyway. Ground truth scores 100% and 0% by construction; white and black are not scored.
 
 Goal (issue "evaluation"): the model's median epipolar error within 1.5x of ground truth, and at least 5x better than
 the ablation.
@@ -36,7 +39,13 @@ import torch
 
 from syncammaster.cli import default_model_dir
 from syncammaster.data.views import view_groups
-from syncammaster.evaluate import EvaluationSettings, evaluate_scene, first_frame_jump, summarize
+from syncammaster.evaluate import (
+    EvaluationSettings,
+    colour_presence,
+    evaluate_scene,
+    first_frame_jump,
+    summarize,
+)
 from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
@@ -105,16 +114,21 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _share(flags: list[bool]) -> float | None:
+    return float(np.mean(flags)) if flags else None
+
+
 def table(results: dict[str, dict]) -> list[list[str]]:
     header = ["row", "matches/f", "matched px/f", "epi median px", "<1px", "<3px", "sync corr", "lag0",
-              "f0 jump", "make s/scene", "eval s/scene"]
+              "f0 jump", "colour hit", "false colour", "make s/scene", "eval s/scene"]
     rows = [header]
     for name, r in results.items():
         s, epipolar = r["summary"], r["summary"]["epipolar"] or {}
         rows.append([name, _fmt(s["matches_per_frame"], ".1f"), _fmt(s["matched_pixels_per_frame"], ".1f"),
                      _fmt(epipolar.get("median_px")), _fmt(epipolar.get("under_1px"), ".0%"),
                      _fmt(epipolar.get("under_3px"), ".0%"), _fmt(s["sync_corr"]), _fmt(s["sync_lag0_share"], ".0%"),
-                     _fmt(r["first_frame_jump"]), _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
+                     _fmt(r["first_frame_jump"]), _fmt(r["colour_hit"], ".0%"),
+                     _fmt(r["false_colour"], ".0%"), _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
     return rows
 
 
@@ -163,12 +177,14 @@ def main() -> None:
     make_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
     eval_seconds: dict[str, list[float]] = {row: [] for row in ROWS}
     jumps: dict[str, list] = {row: [] for row in ROWS}
+    colours: dict[str, dict[str, list[bool]]] = {row: {"hits": [], "false": []} for row in ROWS}
 
     for n, seed in enumerate(held_out_seeds(args.seed, args.scenes)):
         truth, render_seconds = ground_truth(seed, args.views, args.frames, args.size)
         if truth is None:
             print(f"scene {n}: no group of {args.views} cameras within the angle limits; skipped")
             continue
+        object_colours = {obj.colour for obj in sample_scene(seed).objects}
         made = {ROWS[0]: (truth, render_seconds), ROWS[3]: (shuffled(truth), 0.0)}
         made[ROWS[1]] = generate(pipe, truth, args, sync=True)
         made[ROWS[2]] = generate(pipe, truth, args, sync=False)
@@ -181,6 +197,9 @@ def main() -> None:
             eval_seconds[row].append(time.perf_counter() - start)
             make_seconds[row].append(seconds)
             jumps[row] += [first_frame_jump(video) for video in scene.videos]
+            presence = colour_presence(scene.videos, truth.videos, object_colours)
+            for kind in ("hits", "false"):
+                colours[row][kind] += presence[kind]
         line = ", ".join(f"{row}: {scenes[row][-1].report['summary']['epipolar']['median_px']:.2f} px"
                          if scenes[row][-1].report["summary"]["epipolar"] else f"{row}: no matches" for row in ROWS)
         print(f"scene {n} ({truth.prompt[:60]}...): {line}", flush=True)
@@ -189,6 +208,8 @@ def main() -> None:
         row: {"summary": summarize(scenes[row]), "make_seconds": float(np.mean(make_seconds[row])),
               "eval_seconds": float(np.mean(eval_seconds[row])),
               "first_frame_jump": float(np.nanmean(np.array(jumps[row], dtype=float))),
+              "colour_hit": _share(colours[row]["hits"]), "false_colour": _share(colours[row]["false"]),
+              "colour_pairs": {kind: len(pairs) for kind, pairs in colours[row].items()},
               "scenes": [e.report for e in scenes[row]]}
         for row in ROWS
     }

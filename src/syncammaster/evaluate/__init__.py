@@ -2,10 +2,12 @@
 
 ``evaluate_scene`` scores feature matches between views against the epipolar geometry of the scene's cameras
 (:mod:`.consistency`, :mod:`.geometry`, :mod:`.matching`) and the views' temporal synchronization (:mod:`.sync`);
-``ClipScorer`` adds CLIP-T / CLIP-F / CLIP-V from a local CLIP folder (:mod:`.clip`); :mod:`.report` prints and
-writes the results.
+``ClipScorer`` adds CLIP-T / CLIP-F / CLIP-V from a local CLIP folder (:mod:`.clip`); ``colour_presence`` checks
+which of the procedural world's object colours a view shows (:mod:`.colour`); :mod:`.report` prints and writes the
+results.
 """
 
+from .colour import colour_presence, colour_shares
 from .consistency import (
     EvaluationError,
     EvaluationSettings,
@@ -25,6 +27,8 @@ __all__ = [
     "GeometryError",
     "SceneEvaluation",
     "SiftMatcher",
+    "colour_presence",
+    "colour_shares",
     "epipolar_distances",
     "evaluate_scene",
     "evaluate_scene_dir",
