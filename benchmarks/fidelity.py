@@ -13,11 +13,12 @@ requested cameras, motion synchronization):
   this VAE can hope for (it separates what the autoencoder loses from what the transformer gets wrong).
 
 The "f0 jump" column is the mean first-frame jump of the row's videos (``syncammaster.evaluate.first_frame_jump``):
-about 1 when frame 0 looks like the frames after it, higher when the causal VAE's separately coded frame 0 stands
-apart. "colour hit" and "false colour" check the caption's objects (``syncammaster.evaluate.colour``): the share of
-(object colour, view) pairs, over the views where the render shows that object's colour, in which the row's video
-shows it too; and the share of (colour, view) pairs, over the palette colours that no rendered view shows, in which
-the row's video shows it anyway. Ground truth scores 100% and 0% by construction; white and black are not scored.
+about 1 when frame 0 looks like the frames after it, higher when the causal VAE's separately coded frame 0 stands apart.
+"colour hit" and "false colour" check the caption's objects (``syncammaster.evaluate.colour``): the share of (object
+colour, view) pairs, over the views where the render shows that object's colour and the same render without the objects
+does not, in which the row's video shows it too; and the share of (colour, view) pairs, over the palette colours that no
+rendered view shows, in which the row's video shows it anyway. Ground truth scores 100% and 0% by construction; white
+and black are not scored.
 
 Goal (issue "evaluation"): the model's median epipolar error within 1.5x of ground truth, and at least 5x better than
 the ablation.
@@ -30,6 +31,7 @@ Run from the repository root (about 90 s per scene on a 2-core CPU at the defaul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -67,17 +69,20 @@ def held_out_seeds(seed: int, count: int) -> list[int]:
     return seeds
 
 
-def ground_truth(seed: int, num_views: int, frames: int, size: int) -> tuple[Scene, float]:
-    """The rendered scene seen by the first valid group of ``num_views`` of its cameras, and the render time."""
+def ground_truth(seed: int, num_views: int, frames: int, size: int) -> tuple[Scene | None, float, list[np.ndarray]]:
+    """The rendered scene seen by the first valid group of ``num_views`` of its cameras, the render time, and the
+    first frame of each view rendered without the objects (for the colour columns)."""
     spec = sample_scene(seed)
     rig = sample_cameras(seed, CAMERAS_PER_SCENE, size)
     groups = view_groups(rig, num_views, MAX_AZIMUTH_DEG, MAX_ELEVATION_DEG)
     if not groups:
-        return None, 0.0
+        return None, 0.0, []
     rig = rig.select(list(groups[0]))
     start = time.perf_counter()
     videos, _ = render_views(spec, rig, frames, size)
-    return Scene(list(videos), rig, rig.intrinsics, spec.caption), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    backgrounds, _ = render_views(dataclasses.replace(spec, objects=(), motions=()), rig, 1, size)
+    return Scene(list(videos), rig, rig.intrinsics, spec.caption), seconds, list(backgrounds)
 
 
 def shuffled(scene: Scene) -> Scene:
@@ -180,7 +185,7 @@ def main() -> None:
     colours: dict[str, dict[str, list[bool]]] = {row: {"hits": [], "false": []} for row in ROWS}
 
     for n, seed in enumerate(held_out_seeds(args.seed, args.scenes)):
-        truth, render_seconds = ground_truth(seed, args.views, args.frames, args.size)
+        truth, render_seconds, backgrounds = ground_truth(seed, args.views, args.frames, args.size)
         if truth is None:
             print(f"scene {n}: no group of {args.views} cameras within the angle limits; skipped")
             continue
@@ -197,7 +202,7 @@ def main() -> None:
             eval_seconds[row].append(time.perf_counter() - start)
             make_seconds[row].append(seconds)
             jumps[row] += [first_frame_jump(video) for video in scene.videos]
-            presence = colour_presence(scene.videos, truth.videos, object_colours)
+            presence = colour_presence(scene.videos, truth.videos, backgrounds, object_colours)
             for kind in ("hits", "false"):
                 colours[row][kind] += presence[kind]
         line = ", ".join(f"{row}: {scenes[row][-1].report['summary']['epipolar']['median_px']:.2f} px"

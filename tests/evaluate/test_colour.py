@@ -43,15 +43,18 @@ def test_grey_white_and_black_pixels_get_no_label():
 
 
 def test_presence_counts_hits_where_the_reference_shows_the_colour_and_false_colours_elsewhere():
-    reference = [with_disc(grey_frames(seed=v), "red", 0.8) for v in range(2)]
-    reference[1] = grey_frames(seed=1)  # the red object is out of view 1
-    videos = [with_disc(grey_frames(seed=2), "blue", 0.8), with_disc(grey_frames(seed=3), "red", 0.8)]
-    result = colour_presence(videos, reference, {"red", "white"})
-    assert result["hits"] == [False]  # red is scored in view 0 only, where it is missing; white is never scored
+    floors = [grey_frames(seed=v) for v in range(3)]
+    reference = [with_disc(floors[0], "red", 0.8), floors[1], with_disc(floors[2], "red", 0.8)]
+    backgrounds = [floors[0], floors[1], with_disc(floors[2], "red", 0.5, radius=20)]  # view 2: a red backdrop
+    # The red object is out of view 1, and red is the backdrop's colour in view 2: red is scored in view 0 only.
+    videos = [with_disc(grey_frames(seed=3), "blue", 0.8), with_disc(grey_frames(seed=4), "red", 0.8), floors[2]]
+    result = colour_presence(videos, reference, backgrounds, {"red", "white"})
+    assert result["hits"] == [False]  # view 0 misses red; white is never scored
     absent = [c for c in CHROMATIC_COLOURS if c != "red"]
-    assert len(result["false"]) == 2 * len(absent)
+    assert len(result["false"]) == 3 * len(absent)
     assert sum(result["false"]) == 1  # blue in view 0
-    assert colour_presence(reference, reference, {"red"}) == {"hits": [True], "false": [False] * 2 * len(absent)}
+    expected = {"hits": [True], "false": [False] * 3 * len(absent)}
+    assert colour_presence(reference, reference, backgrounds, {"red"}) == expected
 
 
 def test_rendered_objects_are_found_in_their_own_views():
@@ -68,8 +71,9 @@ def test_rendered_objects_are_found_in_their_own_views():
     [
         (lambda: colour_shares(np.zeros((4, 4, 3), dtype=np.float32)), "uint8 RGB"),
         (lambda: colour_shares(np.zeros((2, 4, 4), dtype=np.uint8)), "uint8 RGB"),
-        (lambda: colour_presence([grey_frames()], [], {"red"}), "one per camera"),
-        (lambda: colour_presence([grey_frames()], [grey_frames()], {"crimson"}), "unknown colour"),
+        (lambda: colour_presence([grey_frames()], [], [grey_frames()], {"red"}), "one of each per camera"),
+        (lambda: colour_presence([grey_frames()], [grey_frames()], [], {"red"}), "one of each per camera"),
+        (lambda: colour_presence([grey_frames()], [grey_frames()], [grey_frames()], {"crimson"}), "unknown colour"),
     ],
 )
 def test_bad_input_raises_a_clear_error(call, message):
