@@ -71,6 +71,7 @@ def test_rendered_objects_are_found_in_their_own_views():
     [
         (lambda: colour_shares(np.zeros((4, 4, 3), dtype=np.float32)), "uint8 RGB"),
         (lambda: colour_shares(np.zeros((2, 4, 4), dtype=np.uint8)), "uint8 RGB"),
+        (lambda: colour_shares(np.zeros((0, 4, 4, 3), dtype=np.uint8)), "empty video"),
         (lambda: colour_presence([grey_frames()], [], [grey_frames()], {"red"}), "one of each per camera"),
         (lambda: colour_presence([grey_frames()], [grey_frames()], [], {"red"}), "one of each per camera"),
         (lambda: colour_presence([grey_frames()], [grey_frames()], [grey_frames()], {"crimson"}), "unknown colour"),

@@ -38,6 +38,8 @@ def colour_shares(video: np.ndarray) -> dict[str, float]:
     if video.dtype != np.uint8 or video.ndim not in (3, 4) or video.shape[-1] != 3:
         raise ValueError(f"colour_shares takes uint8 RGB frames (H, W, 3) or (T, H, W, 3), got {video.dtype} "
                          f"{video.shape}")
+    if video.size == 0:
+        raise ValueError(f"colour_shares got an empty video {video.shape}; give at least one frame of pixels")
     counts, total = np.zeros(len(CHROMATIC_COLOURS), dtype=np.int64), 0
     for frame in video.reshape(-1, *video.shape[-3:]):  # frame by frame: (H, W, 3)
         rgb = frame.reshape(-1, 3).astype(np.float32) / np.float32(255.0)  # (P, 3)
