@@ -165,7 +165,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
     parser.add_argument("--size", type=int, default=128, help="square video side in pixels (default 128)")
     parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-    parser.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5)")
+    parser.add_argument("--guidance-scale", type=float, default=None,
+                        help="classifier-free guidance (default: the model's, 5 for the shipped model)")
     parser.add_argument("--generation-seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--eval-frames", type=int, default=8, help="time steps matched per pair (default 8)")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped small model)")

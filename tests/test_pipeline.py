@@ -164,3 +164,18 @@ def test_default_size_comes_from_the_model(pipe, rig, tmp_path):
     videos = loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0).videos
     assert videos.shape == (1, 3, 9, 32, 48, 3)
     assert loaded(CAPTIONS[0], rig, num_inference_steps=1, seed=0, height=16).videos.shape == (1, 3, 9, 16, 48, 3)
+
+
+def test_default_guidance_scale_comes_from_the_model(pipe, rig, tmp_path):
+    assert pipe.config.default_guidance_scale == 5.0  # the release's
+    run = {"num_inference_steps": 2, "seed": 5, "output_type": "latent", **SIZE}
+    default = pipe(CAPTIONS[0], rig, **run).videos
+    assert_same_videos(default, pipe(CAPTIONS[0], rig, guidance_scale=5.0, **run).videos)
+
+    loaded = rebuilt(pipe, tmp_path / "model", default_guidance_scale=1.0)  # a model that samples without guidance
+    assert loaded.config.default_guidance_scale == 1.0
+    unguided = loaded(CAPTIONS[0], rig, **run).videos
+    assert_same_videos(unguided, pipe(CAPTIONS[0], rig, guidance_scale=1.0, **run).videos)
+    assert (default - unguided).abs().max() > 0.1
+    with pytest.raises(ValueError, match="default_guidance_scale"):
+        rebuilt(pipe, tmp_path / "bad", default_guidance_scale=float("nan"))

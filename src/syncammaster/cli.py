@@ -302,7 +302,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--width", type=size, help="pixels, a multiple of 16 (default: the model's; 128 shipped, 832 "
                      "released)")
     gen.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    gen.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance (default 5.0)")
+    gen.add_argument("--guidance-scale", type=float, default=None,
+                     help="classifier-free guidance (default: the model's; 5.0 for the shipped and released weights)")
     gen.add_argument("--negative-prompt", default=None,
                      help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")

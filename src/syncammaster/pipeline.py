@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ WAN_NEGATIVE_PROMPT = (
 T5_CONTEXT_TOKEN_NUMBER = 512
 # The video size SynCamMaster was trained and is run at.
 RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
+# Classifier-free guidance of the released inference (Wan2.1's text-to-video default).
+RELEASE_GUIDANCE_SCALE = 5.0
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
 SAMPLE_SHIFT = 5.0
 # SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
@@ -65,7 +68,8 @@ class SynCamMasterPipeline(WanPipeline):
     fx = fy = focal_length_per_side * max(W, H) pixels, principal point at the image centre;
     ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512); ``negative_prompt`` the
     negative caption guidance uses by default (Wan's for the released model; the empty caption for models trained
-    with caption dropout, which is what their unconditional branch learned).
+    with caption dropout, which is what their unconditional branch learned); ``default_guidance_scale`` the
+    classifier-free guidance a call uses when it names none (5.0, the release's).
 
     Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
     plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
@@ -88,6 +92,7 @@ class SynCamMasterPipeline(WanPipeline):
         default_height: int = RELEASE_HEIGHT,
         default_width: int = RELEASE_WIDTH,
         default_num_frames: int = RELEASE_NUM_FRAMES,
+        default_guidance_scale: float = RELEASE_GUIDANCE_SCALE,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
@@ -95,6 +100,8 @@ class SynCamMasterPipeline(WanPipeline):
         )
         if not isinstance(negative_prompt, str):
             raise ValueError(f"the default `negative_prompt` must be a string, got {negative_prompt!r}")
+        if not math.isfinite(float(default_guidance_scale)):
+            raise ValueError(f"`default_guidance_scale` must be a finite number, got {default_guidance_scale!r}")
         self.register_to_config(
             focal_length_per_side=float(focal_length_per_side),
             max_sequence_length=int(max_sequence_length),
@@ -103,6 +110,7 @@ class SynCamMasterPipeline(WanPipeline):
             default_height=int(default_height),
             default_width=int(default_width),
             default_num_frames=int(default_num_frames),
+            default_guidance_scale=float(default_guidance_scale),
         )
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
@@ -264,7 +272,7 @@ class SynCamMasterPipeline(WanPipeline):
         width: int | None = None,
         num_frames: int | None = None,
         num_inference_steps: int = 50,
-        guidance_scale: float = 5.0,
+        guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         seed: int | None = None,
         sync: bool = True,
@@ -282,7 +290,8 @@ class SynCamMasterPipeline(WanPipeline):
                 Wan's for the released model); ``""``: the empty caption.
             height, width: pixels, multiples of 16. num_frames: 4k + 1. ``None``: the size the model was trained at
                 (``config.default_height`` etc.; 480 x 832, 81 frames for the released model).
-            num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none).
+            num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none;
+                ``None``: the model's ``config.default_guidance_scale``, 5.0 for the released model).
             generator / seed: noise source; the same seed gives the same videos.
             sync: ``False`` bypasses the multi-view synchronization module (views generated independently).
             output_type: "np", "pt", "pil" or "latent" (see ``SynCamMasterPipelineOutput``).
@@ -293,6 +302,7 @@ class SynCamMasterPipeline(WanPipeline):
         height = self.config.default_height if height is None else height
         width = self.config.default_width if width is None else width
         num_frames = self.config.default_num_frames if num_frames is None else num_frames
+        guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         self.check_inputs(prompt, negative_prompt, height, width, num_frames, num_inference_steps)
         camera_embedding = self.camera_embedding_for(rig, num_frames)
         if output_type not in ("np", "pt", "pil", "latent"):
