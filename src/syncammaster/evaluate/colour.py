@@ -77,11 +77,12 @@ def colour_presence(
     unknown = set(object_colours) - set(PALETTE)
     if unknown:
         raise ValueError(f"unknown colour names {sorted(unknown)}; the palette has {sorted(PALETTE)}")
+    scored = [c for c in CHROMATIC_COLOURS if c in set(object_colours)]
     shares = [colour_shares(video) for video in videos]
     reference_shares = [colour_shares(video) for video in references]
     background_shares = [colour_shares(video) for video in backgrounds]
     absent = [c for c in CHROMATIC_COLOURS if all(s[c] < ABSENT_SHARE for s in reference_shares)]
-    hits = [s[c] >= PRESENT_SHARE for c in CHROMATIC_COLOURS if c in set(object_colours)
+    hits = [s[c] >= PRESENT_SHARE for c in scored
             for s, r, b in zip(shares, reference_shares, background_shares, strict=True)
             if r[c] >= PRESENT_SHARE and b[c] < ABSENT_SHARE]
     false = [s[c] >= PRESENT_SHARE for c in absent for s in shares]
