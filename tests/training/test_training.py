@@ -11,7 +11,7 @@ from syncammaster.training import FlowMatchingModule, FlowSchedule, VAEModule, l
 from syncammaster.training.config import config_from_dict
 from syncammaster.training.modules import LearningRateSchedule
 from syncammaster.training.runner import CHECKPOINT_DIR, METRICS_FILE, fit
-from syncammaster.training.stages import lr_schedule
+from syncammaster.training.stages import _fit_transformer, lr_schedule
 
 TEXT_DIM = 8
 
@@ -243,3 +243,34 @@ def test_config_files(tmp_path):
 def test_repository_configs_load(path):
     loaded = load_config(path)
     assert loaded.stage in ("text", "vae", "base", "sync") and Path(loaded.output_dir).is_absolute()
+
+
+def test_compiled_training_matches_eager_and_exports_the_same_names(tmp_path):
+    losses, names = {}, {}
+    for compiled in (False, True):
+        run = config(tmp_path / str(compiled), max_steps=3, compile=compiled, gradient_checkpointing=False)
+        transformer = _fit_transformer(run, tiny_wan(), RandomLatents(1), None, restart=False, progress_bar=False)
+        losses[compiled] = read_losses(run.run_dir)
+        names[compiled] = sorted(transformer.state_dict())
+        assert (transformer._compiled_call_impl is not None) == compiled
+        checkpoint = torch.load(run.run_dir / CHECKPOINT_DIR / "last.ckpt", weights_only=True)
+        assert not any("_orig_mod" in key for key in checkpoint["state_dict"])
+    assert names[True] == names[False]
+    assert sorted(losses[True]) == [1, 2, 3]
+    for step in (1, 2, 3):
+        assert losses[True][step] == pytest.approx(losses[False][step], rel=1e-4), step
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_training(tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+    from torch._inductor.cpp_builder import cpp_compiler_search
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-compiler++",))
+    cpp_compiler_search.cache_clear()
+    run = config(tmp_path, compile=True)
+    try:
+        with pytest.raises(ValueError, match="C\\+\\+ compiler.*compile = false"):
+            _fit_transformer(run, tiny_wan(), RandomLatents(1), None, restart=False, progress_bar=False)
+    finally:
+        cpp_compiler_search.cache_clear()
+    assert not run.run_dir.exists()  # nothing started
