@@ -274,3 +274,13 @@ def test_compile_without_a_cpp_compiler_is_refused_before_training(tmp_path, mon
     finally:
         cpp_compiler_search.cache_clear()
     assert not run.run_dir.exists()  # nothing started
+
+
+def test_progress_bar_counts_steps_from_the_restored_one(tmp_path, capfd):
+    fit(config(tmp_path, max_steps=3), FlowMatchingModule(tiny_wan(), learning_rate=1e-3), RandomLatents(1))
+    capfd.readouterr()
+    fit(config(tmp_path, max_steps=6), FlowMatchingModule(tiny_wan(), learning_rate=1e-3), RandomLatents(1))
+    states = [line.strip() for line in capfd.readouterr().err.replace("\r", "\n").splitlines()
+              if line.strip().startswith("train base")]
+    assert states[0].startswith("train base:  50%") and "3/6 [" in states[0]
+    assert "6/6 [" in states[-1] and "loss=" in states[-1]

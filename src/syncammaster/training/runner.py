@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
 from ..scene import read_video
@@ -132,6 +133,38 @@ class MetricsCSV(pl.Callback):
             writer.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{time.monotonic() - self._start:.1f}"])
 
 
+class StepProgressBar(pl.Callback):
+    """A tqdm bar over optimisation steps: from the restored step to ``max_steps``, with the loss.
+
+    Lightning's own bar counts batches of an epoch, which a run that resumes mid-way (the data order here is one long
+    epoch) shows with a wrong total.
+    """
+
+    def __init__(self, description: str):
+        self.description = description
+        self.bar = None
+
+    def on_train_start(self, trainer, module):
+        if trainer.global_rank == 0:
+            self.bar = tqdm(total=trainer.max_steps, initial=trainer.global_step, desc=self.description, unit="step",
+                            dynamic_ncols=True)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+        if self.bar is None:
+            return
+        self.bar.update(trainer.global_step - self.bar.n)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+
+    def on_train_end(self, trainer, module):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    on_exception = on_train_end  # an interrupted run leaves a closed bar, not a half-drawn line
+
+
 # ---------------------------------------------------------------------- trainer
 
 
@@ -163,6 +196,9 @@ def make_trainer(config: TrainConfig, progress_bar: bool = True) -> pl.Trainer:
         monitor="step",
         mode="max",
     )
+    callbacks = [checkpoints, MetricsCSV(run / METRICS_FILE, config.log_every)]
+    if progress_bar:
+        callbacks.append(StepProgressBar(f"train {config.stage}"))
     return pl.Trainer(
         accelerator="auto",
         devices=config.devices,
@@ -171,9 +207,9 @@ def make_trainer(config: TrainConfig, progress_bar: bool = True) -> pl.Trainer:
         max_steps=config.max_steps,
         max_epochs=-1,
         gradient_clip_val=config.gradient_clip,
-        callbacks=[checkpoints, MetricsCSV(run / METRICS_FILE, config.log_every)],
+        callbacks=callbacks,
         logger=False,
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=False,  # StepProgressBar instead
         enable_model_summary=False,
         use_distributed_sampler=False,  # StepSampler shards by rank itself
         default_root_dir=run,
