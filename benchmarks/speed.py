@@ -40,6 +40,11 @@ Tables:
    frames from one-at-a-time ones. torch gives a 3-D convolution to oneDNN only for a batch of two or more (or a
    large input): a batch of one small video runs the generic ``aten::slow_conv3d_forward`` kernel. This is why
    caching encodes several videos at once and the pipeline decodes all views in one call.
+7. Training step: one flow-matching step (loss, backward, AdamW) of the shipped size in the batches of the small
+   configs (``configs/small/``): stage "base" trains a plain Wan transformer on 8 single-view clips, stage "sync"
+   only the MVS parameters on 2 groups of 4 views, with random latents. Eager against ``torch.compile`` (the
+   configs' ``compile`` switch), side by side: "speedup" is the ratio of the medians, "compile s" the first
+   compiled step's time less a steady one (smaller when torch's on-disk kernel cache already holds the kernels).
 """
 
 from __future__ import annotations
@@ -698,6 +703,65 @@ def bench_vae(settings: Settings) -> Table:
     )
 
 
+# Batches of configs/small/base.toml and sync.toml: groups x views per group.
+TRAINING_BATCHES = {"base": (8, 1), "sync": (2, 4)}
+
+
+def bench_training(settings: Settings) -> Table:
+    """Table 7: one training step of stages base and sync, eager against compiled."""
+    from diffusers import WanTransformer3DModel
+
+    from syncammaster.training import FlowMatchingModule
+
+    config = {k: v for k, v in settings.transformer_config.items() if not k.startswith("_")}
+    rows = []
+    for stage, (groups, views) in TRAINING_BATCHES.items():
+        generator = torch.Generator().manual_seed(0)
+        batch = {
+            "latents": torch.randn(groups, views, config["in_channels"], LATENT_FRAMES, LATENT_SIZE, LATENT_SIZE,
+                                   generator=generator),
+            "prompt_embeds": torch.randn(groups, settings.text_tokens, config["text_dim"], generator=generator),
+            "camera": torch.randn(groups, views, LATENT_FRAMES, 12, generator=generator),
+        }
+        batch = {k: v.to(settings.device) for k, v in batch.items()}
+        seconds = {}
+        for compiled in (False, True):
+            log(f"training: stage {stage}, {'compiled' if compiled else 'eager'}")
+            torch.manual_seed(0)
+            transformer = WanTransformer3DModel.from_config(config)
+            if stage == "sync":
+                transformer = SynCamMasterTransformer3DModel.from_wan(transformer)
+            module = FlowMatchingModule(transformer.to(settings.device).train(), learning_rate=1e-4)
+            optimizer = torch.optim.AdamW(module.trainable_parameters(), lr=1e-4)
+            if compiled:
+                transformer.compile()
+
+            def step(module=module, optimizer=optimizer, batch=batch):
+                optimizer.zero_grad()
+                module.loss(batch, torch.Generator().manual_seed(1)).backward()
+                optimizer.step()
+
+            synchronize(settings.device)
+            start = time.perf_counter()
+            step()
+            synchronize(settings.device)
+            first = time.perf_counter() - start
+            seconds[compiled] = median_seconds(step, settings.device, settings.warmup, settings.repeats)
+            if compiled:
+                seconds["compile"] = first - seconds[True]
+        rows.append([
+            stage, f"{groups} x {views}", fmt(seconds[False], 3), fmt(seconds[True], 3),
+            fmt(seconds[False] / seconds[True], 2) + "x", fmt(seconds["compile"]),
+        ])
+    return Table(
+        "7. Training step, eager against compiled (shipped size, 17 frames at 128x128)",
+        ["stage", "groups x views", "eager s/step", "compiled s/step", "speedup", "compile s"],
+        rows,
+        [f"median of {settings.repeats} steps after {settings.warmup} warm-up steps; fp32; loss, backward and AdamW "
+         "step, without Lightning or data loading"],
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -707,8 +771,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
-    parser.add_argument("--tables", type=int, nargs="+", choices=range(1, 7), default=list(range(1, 7)),
-                        metavar="N", help="which tables to make, 1-6 (default all)")
+    parser.add_argument("--tables", type=int, nargs="+", choices=range(1, 8), default=list(range(1, 8)),
+                        metavar="N", help="which tables to make, 1-7 (default all)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
@@ -739,7 +803,7 @@ def main(argv: list[str] | None = None) -> None:
         log("matmul peak")
         views_table, flops_table = bench_views(settings, matmul_peak_gflops(settings))
     for number, bench in ((1, lambda _: views_table), (2, bench_tokens), (3, bench_reference), (4, bench_generate),
-                          (5, lambda _: flops_table), (6, bench_vae)):
+                          (5, lambda _: flops_table), (6, bench_vae), (7, bench_training)):
         if number in wanted:
             show(bench(settings))
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
