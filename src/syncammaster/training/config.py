@@ -104,8 +104,8 @@ class TrainConfig:
     caption_dropout: float = 0.0  # share of groups trained on the empty caption (for classifier-free guidance)
     bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
     gradient_checkpointing: bool = True
-    # torch.compile the transformer (stages base and sync). On a 2-core CPU the small base model's step is about 12%
-    # faster after under a minute of compiling (its sync stage's hardly); a CPU needs a C++ compiler for it.
+    # torch.compile the transformer (stages base and sync). On a 2-core CPU the small base model's step is 10-14%
+    # faster after under a minute of compiling (benchmarks/speed.py, table 7); a CPU needs a C++ compiler for it.
     compile: bool = False
     # Hardware
     precision: str = "auto"  # "auto": bf16-mixed on GPU, 32-true on CPU
