@@ -264,6 +264,7 @@ def test_compiled_training_matches_eager_and_exports_the_same_names(tmp_path):
 def test_compile_without_a_cpp_compiler_is_refused_before_training(tmp_path, monkeypatch):
     import torch._inductor.config as inductor_config
     from torch._inductor.cpp_builder import cpp_compiler_search
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-compiler++",))
     cpp_compiler_search.cache_clear()
