@@ -42,6 +42,8 @@ RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
 RELEASE_GUIDANCE_SCALE = 5.0
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
 SAMPLE_SHIFT = 5.0
+# How the reference view of novel-view synthesis enters the denoising (see ``SynCamMasterPipeline.__call__``).
+REFERENCE_MODES = ("clean", "renoise")
 # SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
 SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 
@@ -216,6 +218,38 @@ class SynCamMasterPipeline(WanPipeline):
             raise ValueError("camera embedding holds NaN or infinite values; check the rig's matrices")
         return camera_embedding
 
+    def prepare_reference(
+        self,
+        reference_video,
+        height: int,
+        width: int,
+        num_frames: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The given video of novel-view synthesis: its first ``num_frames`` frames, resized and centre-cropped to
+        (height, width) as the training data was, and their normalised VAE latent (the posterior mean, as cached for
+        training).
+
+        Args:
+            reference_video: a video file; or frames (T, H, W, 3), uint8 or float in [0, 1], as a numpy array, a
+                tensor or a list of PIL images; or a tensor (T, 3, H, W) in [0, 1] (one view of ``output_type="pt"``).
+
+        Returns:
+            pixels (3, num_frames, height, width) float32 in [-1, 1], and the latent (C, F_latent, h, w) float32.
+        """
+        from .data.cache import encode_videos, resize_and_crop
+
+        frames = reference_frames(reference_video)  # (T, H', W', 3) uint8
+        if frames.shape[0] < num_frames:
+            raise ValueError(
+                f"the reference video has {frames.shape[0]} frames, fewer than the {num_frames} to generate; give a "
+                f"longer video or fewer frames ({_frame_count_hint(frames.shape[0], self.vae_scale_factor_temporal)})"
+            )
+        pixels = resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
+        vae_device = get_module_execution_device(self.vae)
+        latent = encode_videos(self.vae, pixels.unsqueeze(0).to(vae_device))[0]  # (C, F, h, w)
+        return pixels, latent.to(device)
+
     # ------------------------------------------------------------------ sampling
 
     def _set_flow_timesteps(self, num_inference_steps: int, device: torch.device) -> torch.Tensor:
@@ -247,6 +281,18 @@ class SynCamMasterPipeline(WanPipeline):
             width // self.vae_scale_factor_spatial,
         )
         return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+
+    def _reference_input(
+        self, reference_latent: torch.Tensor, mode: str, step: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """What the reference view's latent rows hold at denoising ``step``: the clean latent, or ("renoise") the
+        clean latent noised to the step's sigma, x = (1 - sigma) x0 + sigma noise, with fresh noise each step."""
+        if mode == "clean":
+            return reference_latent
+        sigma = float(self.scheduler.sigmas[step])
+        noise = randn_tensor(reference_latent.shape, generator=generator, device=reference_latent.device,
+                             dtype=reference_latent.dtype)
+        return (1 - sigma) * reference_latent + sigma * noise
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (N, C, F, h, w) -> videos (N, 3, T, H, W) in [-1, 1], all N in one VAE call.
@@ -280,6 +326,9 @@ class SynCamMasterPipeline(WanPipeline):
         return_dict: bool = True,
         max_sequence_length: int | None = None,
         callback_on_step_end=None,
+        reference_video=None,
+        reference_view: int = 0,
+        reference_mode: str = "clean",
     ) -> SynCamMasterPipelineOutput | tuple:
         """Generates one video per camera of ``rig`` for each prompt.
 
@@ -297,6 +346,16 @@ class SynCamMasterPipeline(WanPipeline):
             output_type: "np", "pt", "pil" or "latent" (see ``SynCamMasterPipelineOutput``).
             max_sequence_length: text tokens per prompt; default: the length the model was trained with.
             callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
+            reference_video: novel-view synthesis (the paper's Sec. 3.5): a given video becomes the view of camera
+                ``reference_view`` and the other views are generated around it. A file, or frames (T, H, W, 3) uint8
+                or float in [0, 1] (numpy, tensor or PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first
+                ``num_frames`` frames are resized and centre-cropped to the output size. In the output, that view is
+                the given video as resized.
+            reference_view: the index, in the rig, of the camera that filmed ``reference_video``.
+            reference_mode: ``"clean"``: the reference latent stays clean at timestep 0 throughout and its velocity
+                is discarded; for models fine-tuned for it (``reference_view_prob`` in training, as the shipped small
+                model is). ``"renoise"``: training-free; the reference latent is re-noised to the current noise
+                level at every step; for models trained text-only, such as the released checkpoint.
         """
         # 1. Check inputs
         height = self.config.default_height if height is None else height
@@ -309,6 +368,18 @@ class SynCamMasterPipeline(WanPipeline):
             raise ValueError(f"`output_type` must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         batch_size, num_views = len(prompts), camera_embedding.shape[0]
+        if reference_video is not None:
+            if isinstance(reference_view, bool) or not isinstance(reference_view, (int, np.integer)) or not (
+                0 <= reference_view < num_views
+            ):
+                raise ValueError(
+                    f"`reference_view`={reference_view!r} is not a camera of the {num_views}-view rig; use 0 to "
+                    f"{num_views - 1}"
+                )
+            if reference_mode not in REFERENCE_MODES:
+                raise ValueError(
+                    f"`reference_mode` must be one of {', '.join(REFERENCE_MODES)}, got {reference_mode!r}"
+                )
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
         device = self._execution_device
@@ -348,14 +419,29 @@ class SynCamMasterPipeline(WanPipeline):
             generator,
         )  # (B*V, C, F, h, w)
 
-        # 5. Denoise: conditional and unconditional passes batched in one forward.
+        # 5. The given view, if any: latent rows b*V + reference_view of every prompt b.
+        reference_rows = None
+        if reference_video is not None:
+            reference_pixels, reference_latent = self.prepare_reference(
+                reference_video, height, width, num_frames, device
+            )  # (3, T, H, W), (C, F, h, w)
+            reference_rows = torch.arange(batch_size, device=device) * num_views + reference_view  # (B,)
+            is_reference = torch.zeros(batch_size * num_views, dtype=torch.bool, device=device)
+            is_reference[reference_rows] = True
+            is_reference = is_reference.repeat(2 if do_cfg else 1)  # both guidance branches see it clean
+
+        # 6. Denoise: conditional and unconditional passes batched in one forward.
         self._num_timesteps = len(timesteps)
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step, t in enumerate(timesteps):
+                if reference_rows is not None:
+                    latents[reference_rows] = self._reference_input(reference_latent, reference_mode, step, generator)
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
                 # The released model was trained and sampled with timesteps in the model's dtype.
                 timestep = t.to(transformer_dtype).float().expand(model_input.shape[0])
+                if reference_rows is not None and reference_mode == "clean":
+                    timestep = torch.where(is_reference, torch.zeros_like(timestep), timestep)  # a clean view
                 velocity = self.transformer(
                     model_input.to(transformer_dtype),
                     timestep,
@@ -368,16 +454,20 @@ class SynCamMasterPipeline(WanPipeline):
                     uncond, cond = velocity.chunk(2)
                     velocity = uncond + guidance_scale * (cond - uncond)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                if reference_rows is not None:
+                    latents[reference_rows] = reference_latent  # its velocity is discarded: it stays as given
                 if callback_on_step_end is not None:
                     outputs = callback_on_step_end(self, step, t, {"latents": latents})
                     latents = (outputs or {}).get("latents", latents)
                 progress_bar.update()
 
-        # 6. Decode each view's video separately (bounded VAE memory) and arrange as (B, V, ...).
+        # 7. Decode all views and arrange as (B, V, ...); the given view is the given video.
         if output_type == "latent":
             videos = latents
         else:
             decoded = self.decode_latents(latents)  # (B*V, 3, T, H, W) in [-1, 1]
+            if reference_rows is not None:
+                decoded[reference_rows.cpu()] = reference_pixels
             videos = self.video_processor.postprocess_video(decoded, output_type=output_type)
             if output_type == "pil":
                 videos = [videos[b * num_views : (b + 1) * num_views] for b in range(batch_size)]
@@ -390,3 +480,48 @@ class SynCamMasterPipeline(WanPipeline):
         if not return_dict:
             return (videos,)
         return SynCamMasterPipelineOutput(videos=videos)
+
+
+def reference_frames(video) -> np.ndarray:
+    """A given video as (T, H, W, 3) uint8 frames: from a file, a list of PIL images, or an array / tensor of frames
+    (T, H, W, 3), uint8 or float in [0, 1], or (T, 3, H, W) float in [0, 1]. Raises a one-line ``ValueError``."""
+    if isinstance(video, (str, os.PathLike)):
+        from .scene import read_video
+
+        frames = read_video(video)  # a missing, empty or corrupt file raises SceneError (a ValueError)
+    elif isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("the reference video is an empty list of frames; give at least one frame")
+        frames = np.stack([np.asarray(frame.convert("RGB")) if hasattr(frame, "convert") else np.asarray(frame)
+                           for frame in video])
+    elif isinstance(video, torch.Tensor):
+        frames = video.detach().cpu()
+        if frames.ndim == 4 and frames.shape[1] == 3 and frames.shape[-1] != 3:
+            frames = frames.permute(0, 2, 3, 1)  # (T, 3, H, W) -> (T, H, W, 3)
+        frames = frames.float().numpy() if frames.is_floating_point() else frames.numpy()
+    elif isinstance(video, np.ndarray):
+        frames = video
+    else:
+        raise ValueError(f"the reference video must be a file, frames or a tensor, got {type(video).__name__}")
+    if frames.ndim == 3 and frames.shape[-1] == 3:
+        raise ValueError(f"the reference video is a single image {frames.shape}; give a video (T, H, W, 3)")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) < 1:
+        raise ValueError(f"the reference video must be frames of shape (T, H, W, 3), got {tuple(frames.shape)}")
+    if frames.dtype != np.uint8:
+        frames = frames.astype(np.float32)
+        if not np.isfinite(frames).all():
+            raise ValueError("the reference video holds NaN or infinite values; give finite pixel values")
+        if frames.min() < 0 or frames.max() > 1:
+            raise ValueError(
+                f"float reference frames must lie in [0, 1], got [{frames.min():.3g}, {frames.max():.3g}]; give "
+                "uint8 frames or scale them to [0, 1]"
+            )
+        frames = (frames * 255).round().astype(np.uint8)
+    return frames
+
+
+def _frame_count_hint(available: int, stride: int) -> str:
+    """The longest valid (stride k + 1) frame count within ``available`` frames, as advice."""
+    if available < 1:
+        return "the video is empty"
+    return f"at most {(available - 1) // stride * stride + 1} frames fit"

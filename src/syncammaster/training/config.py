@@ -79,7 +79,9 @@ class TrainConfig:
     output_dir: str  # checkpoints/, metrics.csv and the exported folder
     components: str | None = None  # folder with tokenizer/, text_encoder/, vae/ (written by stages text and vae)
     cache_dir: str | None = None  # latent / text-embedding cache (stages base and sync); default: output_dir/cache
-    base_model: str | None = None  # stage sync: folder of the trained base transformer (or a Wan diffusers folder)
+    # Stage sync: folder of the trained base transformer (or a Wan diffusers folder), or of a SynCamMaster model
+    # (pipeline or transformer), whose multi-view module is then fine-tuned instead of started from zero.
+    base_model: str | None = None
     export_dir: str | None = None  # where the result goes; default: output_dir/export
     # Data
     num_views: int = 2  # stage sync; stage base always uses single views
@@ -102,6 +104,9 @@ class TrainConfig:
     gradient_clip: float | None = None
     shift: float = 5.0  # flow-matching sigma shift
     caption_dropout: float = 0.0  # share of groups trained on the empty caption (for classifier-free guidance)
+    # Stage sync: share of groups where one random view is given clean (timestep 0) and left out of the loss, the
+    # paper's fine-tuning for novel views of a given video (Sec. 3.5). 0: text-only training, as released.
+    reference_view_prob: float = 0.0
     bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
     gradient_checkpointing: bool = True
     # torch.compile the transformer (stages base and sync). On a 2-core CPU the small base model's step is 10-14%
@@ -138,6 +143,11 @@ class TrainConfig:
                              f"got {self.vae.image_frames}")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+        if not 0.0 <= self.reference_view_prob <= 1.0:
+            raise ValueError(f"reference_view_prob must be in [0, 1], got {self.reference_view_prob}")
+        if self.reference_view_prob > 0 and (self.stage != "sync" or self.num_views < 2):
+            raise ValueError("reference_view_prob needs stage 'sync' with num_views >= 2 (a view to give and one to "
+                             "generate)")
         if self.stage == "sync" and self.base_model is None:
             raise ValueError("stage 'sync' needs base_model (the trained base transformer or a Wan diffusers folder)")
         if self.stage in ("base", "sync") and self.components is None:

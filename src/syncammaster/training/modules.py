@@ -49,6 +49,10 @@ class FlowMatchingModule(pl.LightningModule):
     model, ``camera`` (B, V, F, 12). All views of one prompt share one timestep (as the release samples one per
     group). With a ``SynCamMasterTransformer3DModel`` only its MVS parameters are optimised; a plain Wan model is
     trained whole.
+
+    ``reference_view_prob`` (multi-view only) is the paper's novel-view recipe (Sec. 3.5): that share of groups gets
+    one view, drawn at random, clean (its latent as is, timestep 0) and left out of the loss, so the module learns to
+    generate the other views from a given one.
     """
 
     def __init__(
@@ -62,8 +66,11 @@ class FlowMatchingModule(pl.LightningModule):
         seed: int = 0,
         caption_dropout: float = 0.0,
         null_prompt_embeds: torch.Tensor | None = None,
+        reference_view_prob: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= reference_view_prob <= 1.0:
+            raise ValueError(f"reference_view_prob must be in [0, 1], got {reference_view_prob}")
         if caption_dropout > 0 and null_prompt_embeds is None:
             raise ValueError("caption_dropout > 0 needs null_prompt_embeds, the embedding of the empty caption")
         self.transformer = transformer
@@ -78,6 +85,9 @@ class FlowMatchingModule(pl.LightningModule):
         self.caption_dropout = caption_dropout
         self.null_prompt_embeds = null_prompt_embeds  # (L, text_dim) or None
         self.is_multiview = isinstance(transformer, SynCamMasterTransformer3DModel)
+        if reference_view_prob > 0 and not self.is_multiview:
+            raise ValueError("reference_view_prob needs a multi-view (SynCamMaster) transformer, stage 'sync'")
+        self.reference_view_prob = reference_view_prob
         if self.is_multiview:
             transformer.freeze_base()
 
@@ -106,14 +116,28 @@ class FlowMatchingModule(pl.LightningModule):
             null = self.null_prompt_embeds.to(prompt_embeds.device, prompt_embeds.dtype)
             prompt_embeds = torch.where(dropped.to(prompt_embeds.device).view(-1, 1, 1), null, prompt_embeds)
         context = prompt_embeds.repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
+
+        # Views that count in the loss; a reference view is clean, at timestep 0, and does not count.
+        counted = torch.ones(batch_size, num_views)  # (B, V)
+        if self.reference_view_prob > 0 and num_views > 1:
+            # Drawn last, so that everything above is drawn as it is without reference views.
+            has_reference = torch.rand(batch_size, generator=generator) < self.reference_view_prob  # (B,)
+            reference = torch.randint(0, num_views, (batch_size,), generator=generator)  # (B,)
+            is_reference = F.one_hot(reference, num_views).bool() & has_reference.view(-1, 1)  # (B, V)
+            counted = (~is_reference).float()
+            clean = is_reference.flatten().to(x0.device)  # (B*V,)
+            noisy = torch.where(clean.view(-1, 1, 1, 1, 1), x0, noisy)
+            timestep = torch.where(clean, torch.zeros_like(timestep), timestep)
         dtype = next(self.transformer.parameters()).dtype
         kwargs = {}
         if self.is_multiview:
             kwargs = {"camera_embedding": batch["camera"].flatten(0, 1), "num_views": num_views}  # (B*V, F, 12)
         prediction = self.transformer(noisy.to(dtype), timestep, context.to(dtype), return_dict=False, **kwargs)[0]
-        per_group = F.mse_loss(prediction.float(), target, reduction="none").flatten(1).mean(1)  # (B*V,)
+        per_view = F.mse_loss(prediction.float(), target, reduction="none").flatten(1).mean(1)  # (B*V,)
+        counted = counted.to(x0.device)
+        per_group = (per_view.view(batch_size, num_views) * counted).sum(1) / counted.sum(1)  # (B,)
         weights = self.schedule.weights[timestep_ids].to(x0.device)  # (B,)
-        return (per_group.view(batch_size, num_views).mean(1) * weights).mean()
+        return (per_group * weights).mean()
 
     def training_step(self, batch, batch_index):
         loss = self.loss(batch, step_generator(self, self.seed, batch_index))

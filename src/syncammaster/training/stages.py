@@ -193,7 +193,8 @@ def _fit_transformer(config: TrainConfig, transformer, dataset, components, rest
         transformer.compile()  # in place: parameter names, checkpoints and the export stay those of the eager model
     null = _null_prompt_embeds(config, components) if config.caption_dropout > 0 else None
     module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, lr_schedule(config),
-                                config.shift, config.bf16_timesteps, config.seed, config.caption_dropout, null)
+                                config.shift, config.bf16_timesteps, config.seed, config.caption_dropout, null,
+                                config.reference_view_prob)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
     transformer = module.transformer.float().eval()
     transformer.disable_gradient_checkpointing()
@@ -213,24 +214,48 @@ def _check_compiler() -> None:
                          "or set compile = false") from None
 
 
+def _transformer_folder(folder: str | Path) -> tuple[Path, str | None, dict]:
+    """(folder, subfolder, config) of the transformer in a model folder or a transformer folder."""
+    folder = Path(folder)
+    subfolder = "transformer" if (folder / "transformer" / "config.json").is_file() else None
+    config_file = folder / (subfolder or "") / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder} holds no transformer (no config.json, no transformer/config.json); "
+                                "pass the folder exported by the base stage or a Wan diffusers folder")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config_file} is not valid JSON ({error}); export the model again") from None
+    return folder, subfolder, config
+
+
 def _load_wan_transformer(folder: str | Path):
     from diffusers import WanTransformer3DModel
 
-    folder = Path(folder)
-    subfolder = "transformer" if (folder / "transformer" / "config.json").is_file() else None
+    folder, subfolder, _ = _transformer_folder(folder)
     return WanTransformer3DModel.from_pretrained(folder, subfolder=subfolder)
+
+
+def _load_sync_start(folder: str | Path):
+    """The transformer stage sync starts from: a SynCamMaster model as it is (its module is fine-tuned), or a Wan
+    transformer with a fresh module (SynCamMaster's zero / copy initialisation)."""
+    from ..models import SynCamMasterTransformer3DModel
+
+    folder, subfolder, config = _transformer_folder(folder)
+    if config.get("_class_name") == SynCamMasterTransformer3DModel.__name__:
+        return SynCamMasterTransformer3DModel.from_pretrained(folder, subfolder=subfolder)
+    return SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(folder))
 
 
 def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from ..models import SynCamMasterTransformer3DModel
     from ..pipeline import WAN_NEGATIVE_PROMPT, SynCamMasterPipeline
 
     index = _index(config)
     components = _components(config)
     dataset = _latent_dataset(config, index, config.num_views, components)
-    transformer = SynCamMasterTransformer3DModel.from_wan(_load_wan_transformer(config.base_model))
+    transformer = _load_sync_start(config.base_model)
     transformer = _fit_transformer(config, transformer, dataset, components, restart, progress_bar)
 
     tokenizer, text_encoder, vae = components
@@ -258,4 +283,5 @@ def data_focal_per_side(index) -> float:
 def _training_record(config: TrainConfig) -> dict:
     return {"stage": config.stage, "max_steps": config.max_steps, "num_views": config.num_views,
             "num_frames": config.num_frames, "height": config.height, "width": config.width,
-            "learning_rate": config.learning_rate, "batch_size": config.batch_size, "seed": config.seed}
+            "learning_rate": config.learning_rate, "batch_size": config.batch_size, "seed": config.seed,
+            "reference_view_prob": config.reference_view_prob}
