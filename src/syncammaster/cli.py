@@ -89,17 +89,57 @@ def _check_out_dir_free(out: Path, rig) -> None:
         raise CommandError(f"{clash} already exists; choose another --out folder (existing files are never replaced)")
 
 
+def _reference_view_index(rig, view: str) -> int:
+    """``--video-view``: a camera's index in the rig (0 = the first) or its name (cam01, ...)."""
+    if view in rig.names:
+        return rig.names.index(view)
+    try:
+        index = int(view)
+    except ValueError:
+        index = -1
+    if not 0 <= index < rig.num_views:
+        raise CommandError(
+            f"--video-view {view} is not a camera of the {rig.num_views}-view rig; give an index 0 to "
+            f"{rig.num_views - 1} or a name ({', '.join(rig.names)})"
+        )
+    return index
+
+
+def _read_reference_video(path: str):
+    """The ``--video`` frames, checked before any model is loaded: a readable video, not a still image."""
+    from .scene import read_video
+
+    frames = read_video(path)  # (T, H, W, 3); missing, empty or corrupt files raise a one-line SceneError
+    if frames.shape[0] == 1:
+        raise CommandError(f"{path} holds a single frame (a still image); --video needs a video")
+    return frames
+
+
 def cmd_generate(args) -> None:
     import numpy as np
 
     from .cameras import CameraRig
     from .scene import Scene
 
+    # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
     _check_out_dir_free(out, rig)
+    reference, reference_view = None, 0
+    if args.video is not None:
+        reference_view = _reference_view_index(rig, args.video_view)
+        reference = _read_reference_video(args.video)
+    elif args.video_view != "0" or args.reference_mode is not None:
+        raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
+
+    # 2. Generate.
     pipe = _load_pipeline(args)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
+    reference_kwargs = {}
+    if reference is not None:
+        # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
+        mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
+        reference_kwargs = {"reference_video": reference, "reference_view": reference_view, "reference_mode": mode}
     result = pipe(
         prompt=args.prompt,
         rig=rig,
@@ -112,9 +152,18 @@ def cmd_generate(args) -> None:
         seed=args.seed,
         sync=not args.no_sync,
         output_type="np",
+        **reference_kwargs,
     )
     videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
     num_frames, height, width = videos[0].shape[:3]  # the model's own size where the command named none
+    if reference is not None and not args.quiet:
+        used, source_height, source_width = reference.shape[:3]
+        resized = (source_height, source_width) != (height, width)
+        print(f"--video: used frames 1-{num_frames} of {used}" + (
+            f"; resized and centre-cropped {source_width}x{source_height} to {width}x{height}" if resized else "")
+            + f"; it is camera {rig.names[reference_view]}")
+
+    # 3. Write the scene folder (the given video is its camera's video, as resized).
     rig_png = io.BytesIO()
     rig.plot(rig_png, title=f"{rig.num_views} cameras: {args.rig}")
     scene = Scene(
@@ -273,6 +322,8 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
                     "add_sample_list_arguments", "run_sample_list"),
     "cache": ("encode a dataset's videos (VAE) and captions (text encoder) once", ".data.cache",
               "add_cache_arguments", "run_cache"),
+    "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
+               "add_export_arguments", "run_export"),
 }
 
 
@@ -311,6 +362,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
     gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
     gen.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
+    gen.add_argument("--video", default=None, metavar="FILE",
+                     help="novel views: this video is one camera's view and the others are generated around it "
+                     "(its first frames are used, resized and centre-cropped to the output size)")
+    gen.add_argument("--video-view", default="0", metavar="K",
+                     help="with --video: the camera that filmed it, an index into the rig (default 0) or a name")
+    gen.add_argument("--reference-mode", choices=["clean", "renoise"], default=None,
+                     help="with --video: 'clean' for models fine-tuned for novel views (the shipped one, default), "
+                     "'renoise' for text-only models (default with --wan: the released checkpoint)")
     gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
     gen.add_argument("--fps", type=float, default=15.0, help="frame rate of the written videos (default 15)")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
