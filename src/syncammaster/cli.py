@@ -115,11 +115,27 @@ def _read_reference_video(path: str):
     return frames
 
 
-def cmd_generate(args) -> None:
+def generated_scene(pipe, videos, rig, prompt: str, fps: float):
+    """The Scene of one prompt's generated videos: V float arrays (T, H, W, 3) in [0, 1] (``output_type="np"``)
+    become uint8, with the intrinsics of the model's training data."""
     import numpy as np
 
-    from .cameras import CameraRig
     from .scene import Scene
+
+    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in videos]  # V x (T, H, W, 3)
+    height, width = videos[0].shape[1:3]
+    return Scene(videos=videos, rig=rig, intrinsics=pipe.training_intrinsics(width, height), prompt=prompt, fps=fps)
+
+
+def write_generated_scene(scene, out: Path, rig_name: str) -> Path:
+    """Write a generated scene folder: the scene's files, ``grid.mp4`` and ``rig.png`` (titled with ``rig_name``)."""
+    rig_png = io.BytesIO()
+    scene.rig.plot(rig_png, title=f"{scene.rig.num_views} cameras: {rig_name}")
+    return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
+
+
+def cmd_generate(args) -> None:
+    from .cameras import CameraRig
 
     # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
@@ -154,8 +170,8 @@ def cmd_generate(args) -> None:
         output_type="np",
         **reference_kwargs,
     )
-    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
-    num_frames, height, width = videos[0].shape[:3]  # the model's own size where the command named none
+    scene = generated_scene(pipe, result.videos[0], rig, args.prompt, args.fps)
+    num_frames, height, width = scene.videos[0].shape[:3]  # the model's own size where the command named none
     if reference is not None and not args.quiet:
         used, source_height, source_width = reference.shape[:3]
         resized = (source_height, source_width) != (height, width)
@@ -164,16 +180,7 @@ def cmd_generate(args) -> None:
             + f"; it is camera {rig.names[reference_view]}")
 
     # 3. Write the scene folder (the given video is its camera's video, as resized).
-    rig_png = io.BytesIO()
-    rig.plot(rig_png, title=f"{rig.num_views} cameras: {args.rig}")
-    scene = Scene(
-        videos=videos,
-        rig=rig,
-        intrinsics=pipe.training_intrinsics(width, height),
-        prompt=args.prompt,
-        fps=args.fps,
-    )
-    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
+    write_generated_scene(scene, out, rig_name=args.rig)
     if not args.quiet:
         print(f"wrote {rig.num_views} videos of {num_frames} frames at {width}x{height} to {out}/")
 
@@ -324,6 +331,7 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
               "add_cache_arguments", "run_cache"),
     "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
                "add_export_arguments", "run_export"),
+    "ui": ("a web app (Gradio): place the cameras, generate, watch the views", ".ui", "add_ui_arguments", "run_ui"),
 }
 
 
