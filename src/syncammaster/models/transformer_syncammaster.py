@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import register_to_config
+from diffusers.hooks import HookRegistry
+from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
@@ -191,6 +193,15 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         return (hidden_states.float() + ff_output.float() * c_gate_msa).type_as(hidden_states)
 
 
+# diffusers' cache hooks (First Block Cache, MagCache, ...) look a block's class up in this registry to learn which
+# argument holds the hidden states and which output returns them; the MVS arguments after ``rotary_emb`` are passed
+# through untouched. The block returns the hidden states alone, as Wan's does.
+TransformerBlockRegistry.register(
+    model_class=SynCamMasterTransformerBlock,
+    metadata=TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None),
+)
+
+
 class SynCamMasterTransformer3DModel(WanTransformer3DModel):
     """Wan2.1 text-to-video transformer with SynCamMaster's multi-view synchronization in every block.
 
@@ -336,6 +347,38 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         self.requires_grad_(False)
         for p in self.mvs_parameters():
             p.requires_grad_(True)
+
+    # ------------------------------------------------------------------ step-skipping caches
+
+    def enable_cache(self, config) -> None:
+        """diffusers' ``enable_cache`` (any of its cache configs), plus the hook that gives the caches their context.
+
+        The hook opens one cache context per forward (the pipeline batches the unconditional and conditional passes)
+        and records the forward's timestep as ``current_timestep``, for configs that take a
+        ``current_timestep_callback`` (``lambda: transformer.current_timestep``).
+        """
+        from ..caching import DENOISE_STEP_HOOK, DenoiseStepHook
+
+        super().enable_cache(config)
+        HookRegistry.check_if_exists_or_initialize(self).register_hook(DenoiseStepHook(), DENOISE_STEP_HOOK)
+
+    def disable_cache(self) -> None:
+        from ..caching import DENOISE_STEP_HOOK
+
+        # The step hook wraps the cache hooks, so it goes first: a hook removed from under another one would stay
+        # in the outer hook's chain.
+        registry = HookRegistry.check_if_exists_or_initialize(self)
+        if registry.get_hook(DENOISE_STEP_HOOK) is not None:
+            registry.remove_hook(DENOISE_STEP_HOOK, recurse=False)
+        super().disable_cache()
+
+    @property
+    def current_timestep(self) -> float | None:
+        """The (largest) timestep of the forward running now, while a cache is enabled; ``None`` otherwise."""
+        from ..caching import DENOISE_STEP_HOOK
+
+        hook = HookRegistry.check_if_exists_or_initialize(self).get_hook(DENOISE_STEP_HOOK)
+        return None if hook is None else hook.timestep
 
     # ------------------------------------------------------------------ forward
 

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from diffusers.hooks import FirstBlockCacheConfig
+
+from syncammaster import CameraRig
+from syncammaster.caching import CACHE_METHODS, cache_config
+
+from tiny import CAPTIONS, tiny_pipeline
+
+SIZE = {"height": 32, "width": 48, "num_frames": 9}
+STEPS = 12
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipeline = tiny_pipeline()
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def work(pipe):
+    """Rows actually computed by the attention layers and feed-forwards of the transformer's blocks."""
+    rows = {"attention": 0, "ffn": 0}
+
+    def counter(kind):
+        def count(module, inputs, output):
+            rows[kind] += inputs[0].shape[0]
+
+        return count
+
+    # The first linear of each layer runs only when the layer really computes (a cache hook skips it whole).
+    for block in pipe.transformer.blocks:
+        for attention in (block.attn1, block.mvs_attn, block.attn2):
+            attention.to_q.register_forward_hook(counter("attention"))
+        block.ffn.net[0].register_forward_hook(counter("ffn"))
+    return rows
+
+
+def sample(pipe, work, seed=0, **kwargs):
+    work.update(attention=0, ffn=0)
+    rig = CameraRig.preset("arc", num_views=2)
+    latents = pipe(CAPTIONS[0], rig, num_inference_steps=STEPS, seed=seed, output_type="latent", **SIZE, **kwargs)
+    return latents.videos, dict(work)
+
+
+@pytest.fixture(scope="module")
+def uncached(pipe, work):
+    return sample(pipe, work)
+
+
+@pytest.mark.parametrize("name", list(CACHE_METHODS))
+def test_cache_skips_work_and_stays_close(pipe, work, uncached, name):
+    reference, full_work = uncached
+    transformer = pipe.transformer
+    transformer.enable_cache(cache_config(name, None, lambda: transformer.current_timestep))
+    try:
+        cached, cached_work = sample(pipe, work)
+        again, _ = sample(pipe, work)
+    finally:
+        transformer.disable_cache()
+    assert not transformer.is_cache_enabled
+    assert sum(cached_work.values()) < sum(full_work.values())  # fewer attention / FFN rows really ran
+    relative_error = ((cached - reference).norm() / reference.norm()).item()
+    assert 0 < relative_error < 0.02
+    torch.testing.assert_close(again, cached, rtol=0, atol=1e-5)  # the cache state does not leak between calls
+    after, after_work = sample(pipe, work)
+    assert after_work == full_work
+    torch.testing.assert_close(after, reference, rtol=0, atol=1e-5)
+
+
+def test_diffusers_config_directly_and_a_cache_at_a_time(pipe, work, uncached):
+    reference, full_work = uncached
+    transformer = pipe.transformer
+    transformer.enable_cache(FirstBlockCacheConfig(threshold=0.5))
+    try:
+        with pytest.raises(ValueError, match="already been enabled"):
+            transformer.enable_cache(FirstBlockCacheConfig(threshold=0.1))
+        cached, cached_work = sample(pipe, work)
+    finally:
+        transformer.disable_cache()
+    # A high threshold reuses the tail blocks at most steps: the second block runs far less than the first.
+    assert cached_work["ffn"] < 0.75 * full_work["ffn"]
+    assert not torch.equal(cached, reference)
+
+
+def test_cache_during_the_call_reads_the_timestep(pipe, work):
+    transformer = pipe.transformer
+    seen = []
+    transformer.enable_cache(cache_config("pyramid-attention", None, lambda: transformer.current_timestep))
+    try:
+        sample(pipe, work, callback_on_step_end=lambda p, step, t, k: seen.append((transformer.current_timestep, t)))
+    finally:
+        transformer.disable_cache()
+    assert transformer.current_timestep is None
+    # During a step the hook holds that step's timestep (cleared after the call).
+    assert len(seen) == STEPS and all(recorded == pytest.approx(float(t), abs=2.0) for recorded, t in seen)
+
+
+@pytest.mark.parametrize(
+    "name, threshold, message",
+    [
+        ("fast", None, "unknown cache 'fast'"),
+        ("first-block", 0, "must be > 0"),
+        ("taylorseer", 2.5, "whole number of steps"),
+    ],
+)
+def test_bad_cache_settings(name, threshold, message):
+    with pytest.raises(ValueError, match=message):
+        cache_config(name, threshold, lambda: 0.0)
