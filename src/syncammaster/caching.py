@@ -7,13 +7,10 @@ attention layer for a few steps; FasterCache does the same and also approximates
 classifier-free guidance from the conditional one. The hooks come from ``diffusers.hooks`` unchanged;
 ``SynCamMasterTransformerBlock`` is registered with diffusers' block registry where the model is defined.
 
-diffusers' hooks keep their state per named "cache context" and some read the current timestep. SynCamMaster batches
-the unconditional and conditional passes into one forward, so one context covers both: ``DenoiseStepHook``, a hook on
-the transformer, opens it for every forward and records the forward's timestep for the hooks that read it.
-
-``SynCamMasterTransformer3DModel.enable_cache`` installs that hook with any diffusers cache config; ``cache_config``
-builds one from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line
-(``CacheMethod.knob`` says what it means).
+``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``cache_config`` builds one
+from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line (``CacheMethod.knob``
+says what it means). This module imports torch and diffusers only when a config is built, so the command line can
+list the methods cheaply.
 """
 
 from __future__ import annotations
@@ -22,52 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from diffusers.hooks import (
-    FasterCacheConfig,
-    FirstBlockCacheConfig,
-    ModelHook,
-    PyramidAttentionBroadcastConfig,
-    TaylorSeerCacheConfig,
-)
-from diffusers.hooks.hooks import CacheContext, _set_cache_context
-
-# The name of the one cache context the hooks keep their state under (conditional and unconditional run batched).
-DENOISE_CONTEXT = "denoise"
-DENOISE_STEP_HOOK = "syncammaster_denoise_step"
 # Attention layers of a SynCamMaster block whose outputs the attention caches reuse: self-attention within each view
 # and the multi-view attention across views. Cross-attention to the text is left to run.
 SELF_ATTENTION_LAYERS = (r"blocks\.\d+\.attn1$", r"blocks\.\d+\.mvs_attn$")
 # Layers whose outputs TaylorSeer extrapolates: every attention and feed-forward output of every block.
 TAYLORSEER_LAYERS = [r"blocks\.\d+\.(attn1|mvs_attn|attn2|ffn)"]
-
-
-class DenoiseStepHook(ModelHook):
-    """Opens the cache context for each forward of the transformer and records its timestep.
-
-    Stateful, so that diffusers' ``_reset_stateful_cache`` (run by the pipeline after each call) also clears the
-    recorded timestep.
-    """
-
-    _is_stateful = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timestep: float = float("inf")
-
-    def new_forward(self, module: torch.nn.Module, *args, **kwargs):
-        timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
-        # Views may carry different timesteps (a clean reference view): the noisiest one says where sampling is.
-        self.timestep = float(torch.as_tensor(timestep).max())
-        _set_cache_context(module, CacheContext(DENOISE_CONTEXT, timestep=self.timestep))
-        try:
-            return self.fn_ref.original_forward(*args, **kwargs)
-        finally:
-            _set_cache_context(module, None)
-
-    def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
-        self.timestep = float("inf")
-        return module
 
 
 @dataclass(frozen=True)
@@ -78,7 +34,6 @@ class CacheMethod:
     knob: str
     default: float
     build: Callable[[float, Callable[[], float]], Any]  # (knob value, current timestep) -> diffusers config
-    integer_knob: bool = False
 
 
 def _whole_number(value: float, method: str) -> int:
@@ -87,11 +42,16 @@ def _whole_number(value: float, method: str) -> int:
     return int(value)
 
 
-def _first_block(threshold: float, current_timestep: Callable[[], float]) -> FirstBlockCacheConfig:
+def _first_block(threshold: float, current_timestep: Callable[[], float]):
+    from diffusers.hooks import FirstBlockCacheConfig
+
     return FirstBlockCacheConfig(threshold=threshold)
 
 
-def _taylorseer(interval: float, current_timestep: Callable[[], float]) -> TaylorSeerCacheConfig:
+def _taylorseer(interval: float, current_timestep: Callable[[], float]):
+    import torch
+    from diffusers.hooks import TaylorSeerCacheConfig
+
     return TaylorSeerCacheConfig(
         cache_interval=_whole_number(interval, "taylorseer"),
         disable_cache_before_step=3,
@@ -101,7 +61,9 @@ def _taylorseer(interval: float, current_timestep: Callable[[], float]) -> Taylo
     )
 
 
-def _pyramid_attention(skip_range: float, current_timestep: Callable[[], float]) -> PyramidAttentionBroadcastConfig:
+def _pyramid_attention(skip_range: float, current_timestep: Callable[[], float]):
+    from diffusers.hooks import PyramidAttentionBroadcastConfig
+
     return PyramidAttentionBroadcastConfig(
         spatial_attention_block_skip_range=_whole_number(skip_range, "pyramid-attention"),
         spatial_attention_timestep_skip_range=(100, 800),
@@ -110,7 +72,9 @@ def _pyramid_attention(skip_range: float, current_timestep: Callable[[], float])
     )
 
 
-def _faster(skip_range: float, current_timestep: Callable[[], float]) -> FasterCacheConfig:
+def _faster(skip_range: float, current_timestep: Callable[[], float]):
+    from diffusers.hooks import FasterCacheConfig
+
     return FasterCacheConfig(
         spatial_attention_block_skip_range=_whole_number(skip_range, "faster"),
         spatial_attention_timestep_skip_range=(-1, 681),
@@ -140,21 +104,18 @@ CACHE_METHODS: dict[str, CacheMethod] = {
         "steps between full computations",
         3,
         _taylorseer,
-        integer_knob=True,
     ),
     "pyramid-attention": CacheMethod(
         "reuse self- and multi-view attention outputs for N steps at mid-range timesteps (Pyramid Attention Broadcast)",
         "steps an attention output is reused",
         2,
         _pyramid_attention,
-        integer_knob=True,
     ),
     "faster": CacheMethod(
         "reuse attention outputs and approximate the unconditional branch from the conditional one (FasterCache)",
         "steps an attention output is reused",
         2,
         _faster,
-        integer_knob=True,
     ),
 }
 

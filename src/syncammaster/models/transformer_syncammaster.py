@@ -23,8 +23,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import register_to_config
-from diffusers.hooks import HookRegistry
+from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+from diffusers.hooks.hooks import CacheContext, _set_cache_context
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
@@ -45,6 +46,9 @@ WAN_ATTENTION_HEAD_DIM = 128
 CAMERA_EMBEDDING_DIM = 12
 # Names of the MVS parameters inside a block (also the released checkpoint's names, after diffusers' renaming).
 MVS_MODULE_NAMES = ("cam_encoder", "projector", "mvs_attn", "scale_shift_table_mvs")
+# The cache context every forward runs in while a cache is enabled, and the name of the hook that opens it.
+DENOISE_CACHE_CONTEXT = "denoise"
+DENOISE_STEP_HOOK = "syncammaster_denoise_step"
 
 
 class CheckpointError(ValueError):
@@ -202,6 +206,35 @@ TransformerBlockRegistry.register(
 )
 
 
+class DenoiseStepHook(ModelHook):
+    """Opens diffusers' cache context for each forward of the transformer and records the forward's timestep.
+
+    diffusers' cache hooks keep their state per named context, and some read the current timestep. The pipeline
+    batches the unconditional and conditional passes into one forward, so one context covers both. Stateful, so that
+    the pipeline's reset after each call (``_reset_stateful_cache``) also clears the recorded timestep.
+    """
+
+    _is_stateful = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timestep: float = float("inf")
+
+    def new_forward(self, module: nn.Module, *args, **kwargs):
+        timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+        # Views may carry different timesteps (a clean reference view): the noisiest one says where sampling is.
+        self.timestep = float(torch.as_tensor(timestep).max())
+        _set_cache_context(module, CacheContext(DENOISE_CACHE_CONTEXT, timestep=self.timestep))
+        try:
+            return self.fn_ref.original_forward(*args, **kwargs)
+        finally:
+            _set_cache_context(module, None)
+
+    def reset_state(self, module: nn.Module) -> nn.Module:
+        self.timestep = float("inf")
+        return module
+
+
 class SynCamMasterTransformer3DModel(WanTransformer3DModel):
     """Wan2.1 text-to-video transformer with SynCamMaster's multi-view synchronization in every block.
 
@@ -357,14 +390,10 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         and records the forward's timestep as ``current_timestep``, for configs that take a
         ``current_timestep_callback`` (``lambda: transformer.current_timestep``).
         """
-        from ..caching import DENOISE_STEP_HOOK, DenoiseStepHook
-
         super().enable_cache(config)
         HookRegistry.check_if_exists_or_initialize(self).register_hook(DenoiseStepHook(), DENOISE_STEP_HOOK)
 
     def disable_cache(self) -> None:
-        from ..caching import DENOISE_STEP_HOOK
-
         # The step hook wraps the cache hooks, so it goes first: a hook removed from under another one would stay
         # in the outer hook's chain.
         registry = HookRegistry.check_if_exists_or_initialize(self)
@@ -375,8 +404,6 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
     @property
     def current_timestep(self) -> float | None:
         """The (largest) timestep of the forward running now, while a cache is enabled; ``None`` otherwise."""
-        from ..caching import DENOISE_STEP_HOOK
-
         hook = HookRegistry.check_if_exists_or_initialize(self).get_hook(DENOISE_STEP_HOOK)
         return None if hook is None else hook.timestep
 
