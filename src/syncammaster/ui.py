@@ -178,7 +178,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                 generate_button = gr.Button("Generate", variant="primary")
             with gr.Column(scale=1):
                 rig_view = gr.Image(value=rig_image(DEFAULT_PRESET, None, None), label="Cameras", type="pil",
-                                    interactive=False)
+                                    interactive=False, elem_id="rig-view")
         summary = gr.Markdown()
         grid = gr.Video(label="All views", autoplay=True, loop=True, interactive=False)
         view_videos = gr.State([])
