@@ -163,7 +163,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                 rig_file = gr.File(label="camera_extrinsics.json (replaces the preset)", file_types=[".json"],
                                    type="filepath")
                 with gr.Accordion("Reference video (novel views of a given video)", open=False):
-                    reference_video = gr.Video(label="Reference video", sources=["upload"])
+                    reference_video = gr.Video(label="Reference video", sources=["upload"], elem_id="reference-video")
                     reference_view = gr.Number(value=0, precision=0, minimum=0, label="Its camera (index in the rig)")
                 with gr.Row():
                     steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
