@@ -4,11 +4,12 @@ from diffusers.hooks import FirstBlockCacheConfig
 
 from syncammaster import CameraRig
 from syncammaster.caching import CACHE_METHODS, cache_config
+from syncammaster.cli import main
 
 from tiny import CAPTIONS, tiny_pipeline
 
-SIZE = {"height": 32, "width": 48, "num_frames": 9}
-STEPS = 12
+SIZE = {"height": 32, "width": 48, "num_frames": 5}
+STEPS = 8
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,21 @@ def test_cache_during_the_call_reads_the_timestep(pipe, work):
 def test_bad_cache_settings(name, threshold, message):
     with pytest.raises(ValueError, match=message):
         cache_config(name, threshold, lambda: 0.0)
+
+
+def test_cli_cache(pipe, tmp_path, capsys):
+    pipe.save_pretrained(tmp_path / "model")
+    common = ["generate", "--prompt", CAPTIONS[0], "--views", "2", "--frames", "5", "--height", "32", "--width", "32",
+              "--steps", "4", "--quiet", "--model", str(tmp_path / "model")]
+    assert main([*common, "--cache", "first-block", "--out", str(tmp_path / "cached")]) == 0
+    assert (tmp_path / "cached" / "videos" / "cam02.mp4").is_file()
+    for extra, message in [
+        (["--cache-threshold", "0.2"], "--cache-threshold needs --cache NAME"),
+        (["--cache", "taylorseer", "--cache-threshold", "2.5"], "whole number of steps"),
+        (["--cache", "faster", "--no-sync"], "drop --no-sync"),
+    ]:
+        capsys.readouterr()
+        assert main([*common, *extra, "--out", str(tmp_path / "refused")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "refused").exists()

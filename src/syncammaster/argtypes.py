@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 
 
 def int_at_least(minimum: int):
@@ -40,3 +42,19 @@ def frame_count(text: str) -> int:
         lower = (value - 1) // 4 * 4 + 1
         raise argparse.ArgumentTypeError(f"{value} is not of the form 4k+1; try {lower} or {lower + 4}")
     return value
+
+
+def lora_file_and_scale(text: str) -> tuple[str, float]:
+    """``FILE[:SCALE]``: an existing LoRA file and the scale it is applied at (default 1)."""
+    path, scale = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            path, scale = head, float(tail)
+        except ValueError:
+            pass  # a colon that is part of the file name
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"LoRA file not found: {path} (give FILE or FILE:SCALE)")
+    if not math.isfinite(scale):
+        raise argparse.ArgumentTypeError(f"LoRA scale must be a finite number, got {text!r}")
+    return path, scale

@@ -14,8 +14,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .argtypes import frame_count, non_negative_int, positive_int, size
+from .argtypes import frame_count, lora_file_and_scale, non_negative_int, positive_int, size
 from .atomic import save_atomically
+from .caching import CACHE_METHODS
 
 RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
@@ -78,6 +79,37 @@ def _load_pipeline(args):
     if args.vae_slicing:
         pipe.vae.enable_slicing()
     return pipe
+
+
+def _check_cache(args) -> float | None:
+    """``--cache`` / ``--cache-threshold``, checked before any model is loaded; the threshold to use."""
+    from .caching import CACHE_METHODS, cache_config
+
+    if args.cache is None:
+        if args.cache_threshold is not None:
+            raise CommandError("--cache-threshold needs --cache NAME")
+        return None
+    if args.cache == "faster" and args.no_sync:
+        raise CommandError("--cache faster needs the multi-view module (it splits the camera batch); drop --no-sync")
+    threshold = CACHE_METHODS[args.cache].default if args.cache_threshold is None else args.cache_threshold
+    cache_config(args.cache, threshold, lambda: 0.0)  # a bad value fails here, in one line
+    return threshold
+
+
+def _add_loras_and_cache(pipe, args, cache_threshold: float | None) -> None:
+    """Loads each ``--lora FILE[:SCALE]`` into the transformer and turns on ``--cache``."""
+    if args.lora:
+        names = []
+        for index, (path, scale) in enumerate(args.lora):
+            name = f"lora{index}"
+            pipe.load_lora_weights(path, adapter_name=name)
+            names.append((name, scale))
+        pipe.set_adapters([name for name, _ in names], [scale for _, scale in names])
+    if args.cache is not None:
+        from .caching import cache_config
+
+        transformer = pipe.transformer
+        transformer.enable_cache(cache_config(args.cache, cache_threshold, lambda: transformer.current_timestep))
 
 
 def _check_out_dir_free(out: Path, rig) -> None:
@@ -148,8 +180,11 @@ def cmd_generate(args) -> None:
     elif args.video_view != "0" or args.reference_mode is not None:
         raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
 
+    cache_threshold = _check_cache(args)
+
     # 2. Generate.
     pipe = _load_pipeline(args)
+    _add_loras_and_cache(pipe, args, cache_threshold)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
     if reference is not None:
@@ -390,6 +425,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--cpu-offload", action="store_true", help="keep only the running model on the GPU")
     gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less memory for large videos)")
     gen.add_argument("--vae-slicing", action="store_true", help="decode one view at a time (less memory, slower)")
+    gen.add_argument("--cache", choices=list(CACHE_METHODS), default=None, metavar="NAME",
+                     help="skip work between neighbouring steps with one of diffusers' caches: "
+                     + "; ".join(f"{name}: {method.summary}" for name, method in CACHE_METHODS.items())
+                     + " (default: none; first-block is the recommended one)")
+    gen.add_argument("--cache-threshold", type=float, default=None, metavar="X",
+                     help="the cache's knob: "
+                     + "; ".join(f"{name}: {method.knob} (default {method.default:g})"
+                                 for name, method in CACHE_METHODS.items()))
+    gen.add_argument("--lora", type=lora_file_and_scale, action="append", default=[], metavar="FILE[:SCALE]",
+                     help="a LoRA for the transformer (diffusers/peft keys, or the original Wan/kohya names; may "
+                     "include the multi-view layers), at SCALE (default 1); repeat for several")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     gen.set_defaults(func=cmd_generate)
 

@@ -162,6 +162,35 @@ class SynCamMasterPipeline(WanPipeline):
             scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLE_SHIFT),
         )
 
+    @classmethod
+    def lora_state_dict(cls, pretrained_model_name_or_path_or_dict, **kwargs):
+        """Wan's LoRA formats (``WanLoraLoaderMixin.lora_state_dict``), plus the MVS layers under their original names.
+
+        diffusers/peft keys need nothing more. A LoRA with the original Wan (``diffusion_model.``) or kohya/musubi
+        (``lora_unet_``) names may also hold the MVS layers (``mvs_attn``, ``projector``, ``cam_encoder``), which
+        diffusers' converter does not know: those are converted here (``syncammaster.lora``) and the rest by diffusers.
+        """
+        from .lora import has_original_mvs_keys, load_lora_file, lora_file_keys, split_mvs_lora
+
+        source = pretrained_model_name_or_path_or_dict
+        if isinstance(source, dict):
+            keys = list(source)
+        elif os.path.isfile(source):
+            keys = lora_file_keys(source)
+        else:
+            keys = []  # a folder: diffusers finds the weight file
+        if not has_original_mvs_keys(keys):
+            return super().lora_state_dict(source, **kwargs)
+        mvs, rest = split_mvs_lora(source if isinstance(source, dict) else load_lora_file(source))
+        return_metadata = kwargs.get("return_lora_metadata", False)
+        if rest:
+            state_dict = super().lora_state_dict(rest, **kwargs)
+            state_dict, metadata = state_dict if return_metadata else (state_dict, None)
+        else:
+            state_dict, metadata = {}, None
+        state_dict = {**state_dict, **mvs}
+        return (state_dict, metadata) if return_metadata else state_dict
+
     def training_intrinsics(self, width: int, height: int) -> Intrinsics:
         """Pixel intrinsics of a (width x height) video under the camera model the transformer was trained with."""
         return Intrinsics.centered(width, height, self.config.focal_length_per_side)
