@@ -161,7 +161,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                     views = gr.Number(value=None, precision=0, minimum=1, label="Views",
                                       info="empty: all cameras of the rig (4 for arc, elevation, dolly, orbit)")
                 rig_file = gr.File(label="camera_extrinsics.json (replaces the preset)", file_types=[".json"],
-                                   type="filepath")
+                                   type="filepath", height=110)
                 with gr.Accordion("Reference video (novel views of a given video)", open=False):
                     reference_video = gr.Video(label="Reference video", sources=["upload"], elem_id="reference-video")
                     reference_view = gr.Number(value=0, precision=0, minimum=0, label="Its camera (index in the rig)")
@@ -179,8 +179,8 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
             with gr.Column(scale=1):
                 rig_view = gr.Image(value=rig_image(DEFAULT_PRESET, None, None), label="Cameras", type="pil",
                                     interactive=False, elem_id="rig-view")
-        summary = gr.Markdown()
-        grid = gr.Video(label="All views", autoplay=True, loop=True, interactive=False)
+                summary = gr.Markdown()
+                grid = gr.Video(label="All views", autoplay=True, loop=True, interactive=False)
         view_videos = gr.State([])
 
         @gr.render(inputs=view_videos)
