@@ -48,6 +48,17 @@ REFERENCE_MODES = ("clean", "renoise")
 SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 
 
+def use_channels_last_3d(module: torch.nn.Module) -> None:
+    """Stores the weight of every 3-D convolution in ``module`` channels-last (``torch.channels_last_3d``).
+
+    oneDNN runs a 3-D convolution with channels-last weights faster on a CPU (the Wan VAE decodes about 1.5x faster,
+    ``benchmarks/cache.py --tables vae``); the results agree to float rounding. Other layers keep their layout.
+    """
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv3d) and not layer.weight.is_contiguous(memory_format=torch.channels_last_3d):
+            layer.to(memory_format=torch.channels_last_3d)
+
+
 @dataclass
 class SynCamMasterPipelineOutput(BaseOutput):
     """Output of ``SynCamMasterPipeline``.
@@ -328,9 +339,13 @@ class SynCamMasterPipeline(WanPipeline):
 
         One call for all videos is also the fast path on a CPU: torch hands a 3-D convolution to oneDNN only for a
         batch of two or more (or a large input) and runs a single small video through its much slower generic
-        kernel. ``pipe.vae.enable_slicing()`` decodes one video at a time instead, for less memory.
+        kernel. ``pipe.vae.enable_slicing()`` decodes one video at a time instead, for less memory. On a CPU the
+        VAE's 3-D convolution weights are first stored channels-last (``use_channels_last_3d``), oneDNN's faster
+        layout there.
         """
         vae_device = get_module_execution_device(self.vae)  # honours model CPU offload hooks
+        if vae_device.type == "cpu":
+            use_channels_last_3d(self.vae)
         z_dim = self.vae.config.z_dim
         mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
         std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
