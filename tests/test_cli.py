@@ -14,7 +14,7 @@ from syncammaster.scene import Scene
 from reference_syncammaster import RefConfig, random_official_state_dict
 from tiny import CAPTIONS, tiny_pipeline
 
-SUBCOMMANDS = ["generate", "cameras", "convert", "render", "sample-list", "cache", "evaluate", "train"]
+SUBCOMMANDS = ["generate", "cameras", "convert", "render", "sample-list", "cache", "evaluate", "train", "export", "ui"]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ depth, the images are the scene's frames, and bad input leaves nothing behind.""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,22 @@ def test_opengl_conversion_flips_the_camera_y_and_z_axes():
         to_subject = np.linalg.inv(c2w) @ subject  # camera coordinates, OpenGL axes
         assert to_subject[2] < 0 and abs(to_subject[0]) < 1e-9 and abs(to_subject[1]) < 1e-9  # straight ahead, -z
         assert np.dot(c2w[:3, 1], [0, 0, 1]) > 0.99  # camera y is the world's up (UE Z) for a level camera
+
+
+def test_intrinsics_come_from_the_scene_file_else_the_training_formula(exported, tmp_path):
+    scene_dir, _ = exported
+    copy = tmp_path / "scene"
+    shutil.copytree(scene_dir, copy)
+    Intrinsics(SIZE, SIZE, 50.0, 51.0, 23.0, 25.0).to_json(copy / "cameras" / "intrinsics.json")
+    assert main(["export", str(copy), "--out", str(tmp_path / "ns")]) == 0
+    transforms = json.loads((tmp_path / "ns" / "transforms.json").read_text())
+    assert [transforms[k] for k in ("fl_x", "fl_y", "cx", "cy")] == [50.0, 51.0, 23.0, 25.0]
+
+    (copy / "cameras" / "intrinsics.json").unlink()
+    assert main(["export", str(copy), "--out", str(tmp_path / "ns_training")]) == 0
+    transforms = json.loads((tmp_path / "ns_training" / "transforms.json").read_text())
+    training = Intrinsics.training(SIZE, SIZE)
+    assert [transforms[k] for k in ("fl_x", "fl_y", "cx", "cy")] == [training.fx, training.fy, training.cx, training.cy]
 
 
 def test_export_refuses_a_folder_that_is_not_a_scene(tmp_path, capsys):
