@@ -470,7 +470,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--no-plots", action="store_true", help="write no PNG")
     ev.add_argument("--frames", type=positive_int, default=8, help="time steps sampled for matching (default 8)")
     ev.add_argument("--ratio", type=float, default=0.8, help="Lowe ratio-test threshold (default 0.8)")
-    ev.add_argument("--ransac-px", type=float, default=1.0, help="RANSAC inlier threshold, pixels (default 1)")
+    ev.add_argument("--ransac-px", type=float, default=1.0,
+                    help="inlier threshold of the RANSAC and MAGSAC++ fits to the matches, pixels (default 1)")
     ev.add_argument("--max-lag", type=non_negative_int, default=4, help="largest lag of the sync score (default 4)")
     ev.add_argument("--intrinsics", default=None, metavar="FILE.json",
                     help="intrinsics for every scene (default: each scene's, else the training formula)")

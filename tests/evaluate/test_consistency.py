@@ -104,11 +104,12 @@ def test_swapping_two_views_cameras_makes_the_epipolar_error_large(rendered):
     # The videos of cam01 and cam03 traded places: each now claims the other's camera.
     swapped = Scene([rendered.videos[2], rendered.videos[1], rendered.videos[0]], rendered.rig, rendered.intrinsics)
     report = evaluate_scene(swapped, EvaluationSettings(frames=3)).report
-    by_pair = {tuple(p["views"]): p["epipolar"]["median_px"] for p in report["pairs"]}
-    assert by_pair[("cam01", "cam03")] > 10 * max(good, 0.1)
+    by_pair = {tuple(p["views"]): p["epipolar"] and p["epipolar"]["median_px"] for p in report["pairs"]}
+    # cam01 and cam03, 30 degrees apart, share too few matches at 128 px for a verified consensus: no headline.
+    assert by_pair.pop(("cam01", "cam03")) is None
     assert report["summary"]["epipolar"]["median_px"] > 3.0
-    # Every pair now holds at least one view with the wrong camera.
-    assert min(by_pair.values()) > 3.0
+    # Every other pair now holds one view with the wrong camera.
+    assert min(by_pair.values()) > 10 * max(good, 0.1)
 
 
 def test_scenes_without_intrinsics_use_the_training_formula(rendered):

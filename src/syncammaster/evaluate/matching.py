@@ -1,5 +1,7 @@
 """Feature matches between two views at the same time step: OpenCV SIFT, Lowe's ratio test, mutual nearest
-neighbours, RANSAC inliers.
+neighbours, then two fits of a fundamental matrix to the matches themselves: RANSAC inliers (the "matched pixels"
+count) and the geometric verification behind the consistency headline (a MAGSAC++ consensus of at least
+``MIN_VERIFIED_MATCHES``).
 
 OpenCV places pixel centres at integer coordinates; the project places them at (j + 0.5, i + 0.5)
 (:mod:`syncammaster.cameras`), so keypoints are shifted by half a pixel on the way out.
@@ -20,6 +22,15 @@ DEFAULT_RANSAC_PX = 1.0  # inlier threshold of the fundamental matrix fitted to 
 MIN_MATCHES_FOR_RANSAC = 8  # the eight-point minimum of a fundamental matrix fit
 RANSAC_CONFIDENCE = 0.999
 RANSAC_SEED = 0  # OpenCV's RANSAC draws from the global RNG; seeding it makes scores repeatable
+RANSAC_MAX_ITERATIONS = 1_000  # OpenCV's default for the RANSAC fit
+# Geometric verification: the matches of one frame pair count as verified when a fundamental matrix fitted to them by
+# MAGSAC++ is supported by at least this many of them. A fundamental matrix has 7 degrees of freedom and is fitted
+# from 7 matches, so a small consensus proves little: repetitive textures (a brick wall) give sets of 8-11 false
+# matches that one wrong geometry explains. On 16 procedural renders (seeds 9000 and 9100, 4 cameras, 211 frame
+# pairs) a quarter of the consensus sets under 12 matches lay over a pixel from the true epipolar lines; none of the
+# 93 sets of 12 or more did.
+MIN_VERIFIED_MATCHES = 12
+MAGSAC_MAX_ITERATIONS = 10_000
 
 
 @dataclass
@@ -38,11 +49,15 @@ class Matches:
         points_a, points_b: (N, 2) pixel positions of the N ratio-test matches in the two views.
         inliers: (N,) bool, matches consistent with a fundamental matrix fitted by RANSAC to the matches alone
             (all False when there are fewer than eight matches).
+        verified: (N,) bool, the consensus of a fundamental matrix fitted by MAGSAC++ to the matches alone, when it
+            holds at least ``MIN_VERIFIED_MATCHES`` of them (else all False): matches that one rigid two-view
+            geometry explains, whatever the requested cameras are.
     """
 
     points_a: np.ndarray
     points_b: np.ndarray
     inliers: np.ndarray
+    verified: np.ndarray
 
     @property
     def matched_pixels(self) -> int:
@@ -76,8 +91,8 @@ class SiftMatcher:
         return Features(points, descriptors)
 
     def match(self, a: Features, b: Features) -> Matches:
-        """Matches a -> b passing the ratio test that are also mutual nearest neighbours; then RANSAC inliers of a
-        fundamental matrix fitted to them."""
+        """Matches a -> b passing the ratio test that are also mutual nearest neighbours, with their RANSAC inliers
+        and verified consensus (``fit_matches``)."""
         pairs: list[tuple[int, int]] = []
         if len(a.points) >= 1 and len(b.points) >= 2:
             # b's nearest neighbour in a, to keep only mutual nearest neighbours.
@@ -88,21 +103,36 @@ class SiftMatcher:
                 if backward.get(best[0].trainIdx) == best[0].queryIdx:
                     pairs.append((best[0].queryIdx, best[0].trainIdx))
         index = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return with_ransac_inliers(a.points[index[:, 0]], b.points[index[:, 1]], self.ransac_px)
+        return fit_matches(a.points[index[:, 0]], b.points[index[:, 1]], self.ransac_px)
 
     def describe(self) -> str:
         return f"OpenCV SIFT, ratio {self.ratio:g}, mutual nearest neighbours"
 
 
-def with_ransac_inliers(points_a: np.ndarray, points_b: np.ndarray, ransac_px: float) -> Matches:
-    """Matches (N, 2) <-> (N, 2) with the inliers of a fundamental matrix fitted to them by RANSAC."""
-    inliers = np.zeros(len(points_a), dtype=bool)
-    if len(points_a) >= MIN_MATCHES_FOR_RANSAC:
-        cv2.setRNGSeed(RANSAC_SEED)
-        _, mask = cv2.findFundamentalMat(points_a, points_b, cv2.FM_RANSAC, ransac_px, RANSAC_CONFIDENCE)
-        if mask is not None:
-            inliers = mask.ravel().astype(bool)
-    return Matches(points_a, points_b, inliers)
+def fit_matches(points_a: np.ndarray, points_b: np.ndarray, ransac_px: float) -> Matches:
+    """Matches (N, 2) <-> (N, 2) with their RANSAC inliers and their verified consensus (see ``Matches``)."""
+    inliers = _fundamental_consensus(points_a, points_b, cv2.FM_RANSAC, ransac_px, RANSAC_MAX_ITERATIONS)
+    verified = _fundamental_consensus(points_a, points_b, cv2.USAC_MAGSAC, ransac_px, MAGSAC_MAX_ITERATIONS)
+    if verified.sum() < MIN_VERIFIED_MATCHES:
+        verified[:] = False
+    return Matches(points_a, points_b, inliers, verified)
+
+
+def _fundamental_consensus(
+    points_a: np.ndarray, points_b: np.ndarray, method: int, threshold_px: float, max_iterations: int
+) -> np.ndarray:
+    """(N,) bool: the matches a fundamental matrix fitted to them by ``method`` keeps; all False if none fits."""
+    consensus = np.zeros(len(points_a), dtype=bool)
+    if len(points_a) < MIN_MATCHES_FOR_RANSAC:
+        return consensus
+    cv2.setRNGSeed(RANSAC_SEED)
+    try:
+        _, mask = cv2.findFundamentalMat(points_a, points_b, method, threshold_px, RANSAC_CONFIDENCE, max_iterations)
+    except cv2.error:  # OpenCV's USAC asserts instead of returning no model on some degenerate point sets
+        return consensus
+    if mask is not None and len(mask) == len(points_a):
+        consensus = mask.ravel().astype(bool)
+    return consensus
 
 
 class MatcherError(ValueError):
@@ -148,7 +178,7 @@ class LearnedMatcher:
         # Keypoints come as pixel indices (centres on integers); the project puts centres at +0.5.
         points_a = result["keypoints0"].cpu().numpy().astype(np.float64).reshape(-1, 2) + 0.5
         points_b = result["keypoints1"].cpu().numpy().astype(np.float64).reshape(-1, 2) + 0.5
-        return with_ransac_inliers(points_a, points_b, self.ransac_px)
+        return fit_matches(points_a, points_b, self.ransac_px)
 
     def describe(self) -> str:
         return self.name

@@ -12,6 +12,7 @@ import numpy as np
 from ..atomic import write_atomically
 from .consistency import SceneEvaluation
 from .geometry import epipolar_lines
+from .matching import MIN_VERIFIED_MATCHES
 
 PLOT_MAX_LINES = 40  # epipolar lines drawn in the worst-pair plot (the rest of the matches are drawn as points)
 PLOT_COLOURS = (("tab:green", 1.0), ("gold", 3.0), ("tab:red", np.inf))  # match colour by Sampson distance (px)
@@ -37,18 +38,20 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-COLUMNS = ("matches/f", "matched px/f", "epi med px", "<1px", "<3px", "sync corr", "lag0")
+COLUMNS = ("matches/f", "verified/f", "matched px/f", "epi med px", "<1px", "<3px", "all med px", "sync corr", "lag0")
 
 
 def _row(label: str, numbers: dict, sync_lag: str) -> list[str]:
-    epipolar = numbers["epipolar"] or {}
+    epipolar = numbers["epipolar"]
+    headline = [_fmt(epipolar["median_px"]), _fmt(epipolar["under_1px"], percent=True),
+                _fmt(epipolar["under_3px"], percent=True)] if epipolar else ["n/a", "-", "-"]
     return [
         label,
         _fmt(numbers["matches_per_frame"], 1),
+        _fmt(numbers["verified_per_frame"], 1),
         _fmt(numbers["matched_pixels_per_frame"], 1),
-        _fmt(epipolar.get("median_px")),
-        _fmt(epipolar.get("under_1px"), percent=True),
-        _fmt(epipolar.get("under_3px"), percent=True),
+        *headline,
+        _fmt((numbers["epipolar_all"] or {}).get("median_px")),
         _fmt(numbers.get("sync_corr") if "sync_corr" in numbers else numbers["sync"]["corr"]),
         sync_lag,
     ]
@@ -71,10 +74,11 @@ def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = 
     if overall is not None and len(evaluations) > 1:
         rows.append(_row(f"all {overall['scenes']} scenes", overall, _fmt(overall["sync_lag0_share"], percent=True)))
     notes = (
-        "matches/f: matches per sampled frame (SIFT, or the --matcher model); matched px/f: distinct pixels of "
-        "RANSAC-inlier matches; epi: Sampson distance of the matches to the epipolar geometry of the scene's "
-        "cameras; sync corr: correlation of the views' motion curves; lag0: share of pairs (scene rows) or best lag "
-        "(pair rows)."
+        "matches/f: matches per sampled frame (SIFT, or the --matcher model); verified/f: those a fundamental matrix "
+        f"fitted to them explains (a consensus of >= {MIN_VERIFIED_MATCHES}); matched px/f: distinct pixels of "
+        "RANSAC-inlier matches; epi: Sampson distance of the verified matches to the epipolar geometry of the scene's "
+        "cameras (n/a: none verified); all med px: the same over every match; sync corr: correlation of the views' "
+        "motion curves; lag0: share of pairs (scene rows) or best lag (pair rows)."
     )
     return text_table(rows) + "\n" + notes
 
@@ -87,8 +91,9 @@ def write_json(path: str | Path, report: dict) -> Path:
 def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | None:
     """Side-by-side frames of the scene's worst pair with its matches and, in view b, their epipolar lines.
 
-    Matches are coloured by their Sampson distance (green < 1 px, yellow < 3 px, red beyond). Returns None when the
-    scene has no pair with matches and cameras that define epipolar geometry.
+    Verified matches (those the headline scores) are dots coloured by their Sampson distance (green < 1 px, yellow
+    < 3 px, red beyond), with epipolar lines; the other matches are small grey crosses. Returns None when the scene
+    has no pair with matches and cameras that define epipolar geometry.
     """
     import matplotlib
 
@@ -101,15 +106,17 @@ def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | Non
     scene, (a, b), t = evaluation.scene, worst.views, worst.frame
     image_a, image_b = scene.videos[a][t], scene.videos[b][t]
     height, width = image_a.shape[:2]
-    points_a, points_b = worst.matches.points_a, worst.matches.points_b
-    distances = worst.distances if worst.distances is not None else np.full(len(points_a), np.inf)
+    verified = worst.matches.verified
+    points_a, points_b = worst.matches.points_a[verified], worst.matches.points_b[verified]
+    others_a, others_b = worst.matches.points_a[~verified], worst.matches.points_b[~verified]
+    distances = worst.distances[verified] if worst.distances is not None else np.full(len(points_a), np.inf)
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 5.4))
     names = scene.rig.names
-    median = np.median(distances) if len(distances) else float("nan")
+    median = f"{np.median(distances):.2f} px" if len(distances) else "n/a"
     figure.suptitle(
-        f"{evaluation.report['scene']}: worst pair {names[a]}-{names[b]}, frame {t}, {len(points_a)} matches, "
-        f"median epipolar distance {median:.2f} px",
+        f"{evaluation.report['scene']}: worst pair {names[a]}-{names[b]}, frame {t}, {len(points_a)} of "
+        f"{len(verified)} matches verified, their median epipolar distance {median}",
         fontsize=9,
     )
     # Image extents in the project's pixel convention: pixel (i, j) covers [j, j+1) x [i, i+1).
@@ -120,6 +127,8 @@ def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | Non
         axis.set_ylim(height, 0)
         axis.set_axis_off()
     colours = [next(c for c, limit in PLOT_COLOURS if d < limit) for d in distances]
+    axes[0].scatter(others_a[:, 0], others_a[:, 1], s=8, c="lightgrey", marker="x", linewidths=0.6)
+    axes[1].scatter(others_b[:, 0], others_b[:, 1], s=8, c="lightgrey", marker="x", linewidths=0.6)
     axes[0].scatter(points_a[:, 0], points_a[:, 1], s=10, c=colours, edgecolors="black", linewidths=0.3)
     axes[1].scatter(points_b[:, 0], points_b[:, 1], s=10, c=colours, edgecolors="black", linewidths=0.3)
     if worst.fundamental is not None and len(points_a):
@@ -130,8 +139,8 @@ def plot_worst_pair(evaluation: SceneEvaluation, path: str | Path) -> Path | Non
                 axes[1].plot(xs, -(line[0] * xs + line[2]) / line[1], color=colours[n], linewidth=0.6, alpha=0.8)
             else:
                 axes[1].axvline(-line[2] / line[0], color=colours[n], linewidth=0.6, alpha=0.8)
-    figure.text(0.5, 0.02, "match colour: green < 1 px, yellow < 3 px, red >= 3 px from its epipolar line; "
-                "lines in the right view: epipolar lines of the left points", ha="center", fontsize=8)
+    figure.text(0.5, 0.02, "verified matches: green < 1 px, yellow < 3 px, red >= 3 px from their epipolar lines "
+                "(drawn in the right view); grey crosses: matches not verified", ha="center", fontsize=8)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
