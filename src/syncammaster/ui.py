@@ -242,5 +242,11 @@ def run_ui(args: argparse.Namespace) -> None:
     reference_mode = "renoise" if args.wan is not None else "clean"
     app = build_app(pipe, out_dir, reference_mode=reference_mode, fps=args.fps)
     print(f"scene folders go to {out_dir}/")
-    app.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(out_dir)], theme=theme(),
-                       show_error=True)
+    try:
+        app.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(out_dir)],
+                           theme=theme(), show_error=True)
+    except OSError:
+        raise CommandError(
+            f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not this machine's; "
+            "pass another --port or --host"
+        ) from None
