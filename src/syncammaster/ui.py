@@ -112,7 +112,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                                        f"give an index 0 to {rig.num_views - 1}")
                 reference_kwargs = {"reference_video": _read_reference_video(reference_video),
                                     "reference_view": view, "reference_mode": reference_mode}
-            steps, seed = int(steps), int(seed)
+            steps, seed = int(steps), int(seed or 0)  # an emptied seed field is seed 0
 
             # 2. Generate, with a progress bar over the denoising steps.
             def on_step_end(_pipe, step, _timestep, tensors):
