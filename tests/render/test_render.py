@@ -25,6 +25,7 @@ from syncammaster.render import (
     sample_scene,
     scene_seed,
 )
+from syncammaster.render.rig import LOOK_AT
 from syncammaster.render.world import PALETTE
 
 NUM_SCENES, NUM_VIEWS, NUM_FRAMES, SIZE = 2, 3, 5, 64
@@ -310,3 +311,47 @@ def test_resume_skips_complete_scenes_and_repairs_partial_ones(tmp_path, monkeyp
     # A folder rendered with other settings is not mixed with new scenes.
     with pytest.raises(ValueError, match="other settings"):
         render_dataset(out, **{**settings, "size": 32})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A given rig
+# ----------------------------------------------------------------------------------------------------------------
+
+# The SynCamVideo validation cameras, as shipped in the package (a copy of ../shared/data/syncamvideo_val's).
+SYNCAMVIDEO_VAL = Path(__file__).parents[2] / "src" / "syncammaster" / "presets" / "syncamvideo_val_extrinsics.json"
+
+
+@pytest.mark.parametrize("source", ["arc", "dolly", "file"])
+def test_a_given_rig_films_every_scene_looking_at_its_centre(tmp_path, capsys, source):
+    spec = str(SYNCAMVIDEO_VAL) if source == "file" else source
+    rig = CameraRig.load(spec, num_views=3)
+    parser = add_render_arguments(argparse.ArgumentParser())
+    out = tmp_path / "out"
+    args = parser.parse_args(["--rig", spec, "--views", "3", "--scenes", "2", "--frames", "5", "--size", "32",
+                              "--seed", "3", "--out", str(out), "--workers", "1", "--quiet"])
+    run_render(args)
+    for index in range(2):
+        scene = dataset_module.Scene.read(_scene_dir(out, index))
+        assert scene.rig.names == ["cam01", "cam02", "cam03"]
+        # The same cameras relative to each other (the model's camera input), only moved.
+        np.testing.assert_allclose(scene.rig.embedding(5), rig.embedding(5), atol=1e-5)
+        if source != "dolly":  # cameras whose axes meet look at the scene's centre
+            pixels, depth = project_points(scene.rig, scene.intrinsics, [LOOK_AT])
+            np.testing.assert_allclose(pixels[:, 0], 16.0, atol=0.05)
+            assert (depth > 0).all()
+    # The two scenes differ (their worlds), the cameras do not.
+    first, second = (dataset_module.Scene.read(_scene_dir(out, i)) for i in range(2))
+    np.testing.assert_allclose(first.rig.c2w, second.rig.c2w)
+    assert np.abs(first.videos[0].astype(int) - second.videos[0].astype(int)).mean() > 5
+
+
+def test_a_given_rig_refuses_conflicting_flags(tmp_path):
+    parser = add_render_arguments(argparse.ArgumentParser())
+    base = ["--scenes", "1", "--frames", "5", "--size", "16", "--out", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match="not both"):
+        run_render(parser.parse_args([*base, "--rig", "arc", "--cameras", "3"]))
+    with pytest.raises(ValueError, match="--views picks cameras of --rig"):
+        run_render(parser.parse_args([*base, "--views", "3"]))
+    with pytest.raises(ValueError, match="neither a camera preset"):
+        run_render(parser.parse_args([*base, "--rig", str(tmp_path / "missing.json")]))
+    assert not (tmp_path / "out").exists()

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..cameras import CameraRig
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, PROMPT_FILE, Scene, video_file
 from .raycast import render_views
-from .rig import sample_cameras
+from .rig import place_rig, sample_cameras
 from .world import sample_scene
 
 __all__ = [
@@ -107,8 +107,9 @@ class _SceneJob:
         return scene_seed(self.settings["seed"], self.settings["scene"])
 
 
-def _scene_settings(index: int, num_views: int, num_frames: int, size: int, seed: int) -> dict:
-    return {
+def _scene_settings(index: int, num_views: int, num_frames: int, size: int, seed: int,
+                    rig_c2w: list | None = None) -> dict:
+    settings = {
         "renderer": RENDERER,
         "seed": int(seed),
         "scene": int(index),
@@ -116,6 +117,9 @@ def _scene_settings(index: int, num_views: int, num_frames: int, size: int, seed
         "frames": int(num_frames),
         "size": int(size),
     }
+    if rig_c2w is not None:
+        settings["rig"] = rig_c2w  # (V, 4, 4) c2w of the given rig as placed in the scene; absent: drawn per scene
+    return settings
 
 
 def _camera_names(num_views: int) -> list[str]:
@@ -147,7 +151,10 @@ def _render_scene(job: _SceneJob) -> int:
     """Render one scene and write its folder (all or nothing). Returns the scene index."""
     settings = job.settings
     spec = sample_scene(job.seed)
-    rig = sample_cameras(job.seed, settings["cameras"], size=settings["size"])
+    if "rig" in settings:
+        rig = place_rig(CameraRig(np.array(settings["rig"])), size=settings["size"])
+    else:
+        rig = sample_cameras(job.seed, settings["cameras"], size=settings["size"])
     videos, depth = render_views(spec, rig, settings["frames"], settings["size"])  # (V, T, S, S, 3), (V, T, S, S)
     extra_files = {f"{DEPTH_DIR}/{name}.npz": _depth_file(depth[v]) for v, name in enumerate(rig.names)}
     extra_files[RENDER_FILE] = (json.dumps(settings, indent=4) + "\n").encode()  # last: moved in after the rest
@@ -156,13 +163,14 @@ def _render_scene(job: _SceneJob) -> int:
     return settings["scene"]
 
 
-def _plan(out: Path, num_scenes: int, num_views: int, num_frames: int, size: int, seed: int) -> list[_SceneJob]:
+def _plan(out: Path, num_scenes: int, num_views: int, num_frames: int, size: int, seed: int,
+          rig_c2w: list | None = None) -> list[_SceneJob]:
     """The scenes still to render; raises ValueError if a scene folder holds a render with other settings."""
     jobs = []
     expected = _expected_files(num_views)
     for index in range(num_scenes):
         scene_dir = out / SCENES_DIR / scene_dir_name(index)
-        settings = _scene_settings(index, num_views, num_frames, size, seed)
+        settings = _scene_settings(index, num_views, num_frames, size, seed, rig_c2w)
         marker = scene_dir / RENDER_FILE
         if marker.is_file():
             try:
@@ -208,15 +216,19 @@ def _render_dataset(
     seed: int,
     workers: int | None,
     progress: bool,
+    rig: CameraRig | None = None,
 ) -> tuple[Path, int]:
     """render_dataset, also returning how many scenes were rendered (the rest were already complete)."""
     # 1. Check inputs and find what is left to do.
     workers = (os.cpu_count() or 1) if workers is None else workers
+    if rig is not None:
+        num_views = rig.num_views
     check_settings(num_scenes, num_views, num_frames, size, seed, workers)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose another output folder")
-    jobs = _plan(out, num_scenes, num_views, num_frames, size, seed)
+    rig_c2w = None if rig is None else place_rig(rig).c2w.tolist()
+    jobs = _plan(out, num_scenes, num_views, num_frames, size, seed, rig_c2w)
 
     # 2. Render the missing scenes, in parallel over scenes.
     (out / SCENES_DIR).mkdir(parents=True, exist_ok=True)
@@ -246,23 +258,27 @@ def render_dataset(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    rig: CameraRig | None = None,
 ) -> Path:
     """Render ``num_scenes`` procedural scenes into ``out`` (layout: module docstring); resumable.
 
     Args:
         out: the dataset folder (created if needed).
         num_scenes: N scenes, scene0000 .. scene{N-1}.
-        num_views: V static cameras per scene, >= 1.
+        num_views: V static cameras per scene, >= 1, drawn per scene (ignored when ``rig`` is given).
         num_frames: T frames per video, 4k + 1.
         size: S, the side of the square videos in pixels, a multiple of 16.
         seed: the dataset seed; scene k uses ``scene_seed(seed, k)``.
         workers: processes rendering scenes in parallel (default: os.cpu_count()).
         progress: show a progress bar over scenes.
+        rig: the same cameras for every scene instead of drawn ones: a static rig (a per-frame rig gives its first
+            frame), moved so that what it looks at (:func:`~syncammaster.render.rig.rig_subject`) is the scene's
+            centre; the cameras are named cam01, cam02, ... in the rig's order.
 
     Returns:
         ``out`` as a Path.
     """
-    return _render_dataset(out, num_scenes, num_views, num_frames, size, seed, workers, progress)[0]
+    return _render_dataset(out, num_scenes, num_views, num_frames, size, seed, workers, progress, rig)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,7 +289,12 @@ def render_dataset(
 def add_render_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``syncammaster render`` flags to ``parser``; :func:`run_render` takes the parsed arguments."""
     parser.add_argument("--scenes", type=int, default=1000, help="number of scenes (default 1000)")
-    parser.add_argument("--cameras", type=int, default=10, help="static cameras per scene (default 10)")
+    parser.add_argument("--cameras", type=int, default=None,
+                        help="static cameras per scene, drawn on a hemisphere around it (default 10)")
+    parser.add_argument("--rig", default=None, metavar="PRESET_OR_JSON",
+                        help="film every scene with these cameras instead (a preset or a camera_extrinsics.json), "
+                        "moved so that they look at the scene's centre")
+    parser.add_argument("--views", type=int, default=None, help="with --rig: use its first N cameras")
     parser.add_argument("--frames", type=int, default=17, help="frames per video, 4k+1 (default 17)")
     parser.add_argument("--size", type=int, default=128, help="square video side in pixels, a multiple of 16")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
@@ -285,13 +306,24 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def run_render(args: argparse.Namespace) -> Path:
     """``syncammaster render``: render the dataset the parsed arguments describe; ValueError for bad input."""
+    rig = None
+    if args.rig is not None:
+        if args.cameras is not None:
+            raise ValueError("give either --cameras (drawn per scene) or --rig (with --views), not both")
+        rig = CameraRig.load(args.rig, num_views=args.views)
+        if not rig.is_static and not args.quiet:
+            print(f"--rig {args.rig}: the cameras move; every scene is filmed from their first frame's poses")
+    elif args.views is not None:
+        raise ValueError("--views picks cameras of --rig; without a rig use --cameras N")
+    num_views = rig.num_views if rig is not None else (10 if args.cameras is None else args.cameras)
     out, rendered = _render_dataset(
-        args.out, args.scenes, args.cameras, args.frames, args.size, args.seed, args.workers, not args.quiet
+        args.out, args.scenes, num_views, args.frames, args.size, args.seed, args.workers, not args.quiet, rig
     )
     if not args.quiet:
         skipped = f" ({args.scenes - rendered} were already complete)" if rendered < args.scenes else ""
+        seen = f"the {num_views} cameras of {args.rig}" if rig is not None else f"{num_views} cameras"
         print(
-            f"wrote {args.scenes} scenes x {args.cameras} cameras, {args.frames} frames at {args.size}x{args.size}"
+            f"wrote {args.scenes} scenes x {seen}, {args.frames} frames at {args.size}x{args.size}"
             f"{skipped}, to {out / SCENES_DIR}/ and {out / METADATA_FILE}"
         )
     return out

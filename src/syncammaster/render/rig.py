@@ -11,7 +11,7 @@ import numpy as np
 
 from ..cameras import UE_UNITS_PER_TRAINING_UNIT, CameraRig, Intrinsics, ue_to_opencv_c2w
 
-__all__ = ["LOOK_AT", "project_points", "sample_cameras", "ue_camera_rows"]
+__all__ = ["LOOK_AT", "place_rig", "project_points", "rig_subject", "sample_cameras", "ue_camera_rows"]
 
 # Every camera looks at this point (training units, world = UE axes): the scene centre, a little above the floor,
 # about where the objects' middles are.
@@ -24,6 +24,9 @@ DISTANCE_RANGE = (1.25, 2.0)
 ELEVATION_RANGE_DEG = (0.0, 40.0)
 AZIMUTH_SPREAD_DEG = 90.0
 BASE_AZIMUTH_RANGE_DEG = (-45.0, 45.0)
+
+# How far in front of the first camera a rig whose axes do not meet is taken to look (SynCamVideo's 300 cm).
+SUBJECT_DISTANCE = 1.5
 
 _CAMERA_STREAM = 3  # random stream of a scene seed used for its cameras (render.world uses 1 and 2)
 
@@ -79,6 +82,35 @@ def sample_cameras(seed: int, num_views: int, size: int | None = None) -> Camera
     rows[:, 3, :3] = look_at_cm - (distance * UE_UNITS_PER_TRAINING_UNIT)[:, None] * forward  # step back from it
     intrinsics = None if size is None else Intrinsics.training(size, size)
     return CameraRig(ue_to_opencv_c2w(rows), intrinsics=intrinsics, subject=LOOK_AT)
+
+
+def rig_subject(rig: CameraRig) -> np.ndarray:
+    """(3,) the point a static rig looks at: its ``subject`` when known, else the point nearest to every optical axis
+    (least squares), else, for cameras on one axis (a dolly), the point 1.5 units (SynCamVideo's 300 cm) in front of
+    the first camera."""
+    if rig.subject is not None:
+        return np.array(rig.subject, dtype=np.float64)
+    c2w = rig.c2w_at(0)  # (V, 4, 4)
+    centres = c2w[:, :3, 3]  # (V, 3)
+    axes = c2w[:, :3, 2] / np.linalg.norm(c2w[:, :3, 2], axis=-1, keepdims=True)  # (V, 3) optical axes
+    # Sum over cameras of the projector orthogonal to each axis: the normal equations of the nearest point.
+    across = np.eye(3)[None] - axes[:, :, None] * axes[:, None, :]  # (V, 3, 3)
+    normal = across.sum(0)  # (3, 3)
+    if np.linalg.cond(normal) < 1e6:
+        point = np.linalg.solve(normal, np.einsum("vij,vj->i", across, centres))
+        if np.all(np.einsum("vi,vi->v", point[None] - centres, axes) > 0):  # in front of every camera
+            return point
+    return centres[0] + SUBJECT_DISTANCE * axes[0]
+
+
+def place_rig(rig: CameraRig, size: int | None = None) -> CameraRig:
+    """A static rig moved (translated, not turned: both worlds are Unreal's, Z up) so that what it looks at is the
+    procedural scene's centre :data:`LOOK_AT`; the cameras keep their default names. Per-frame rigs give their first
+    frame. ``size``: the rig carries ``Intrinsics.training(size, size)``, as :func:`sample_cameras`' rigs do."""
+    c2w = rig.c2w_at(0).copy()  # (V, 4, 4)
+    c2w[:, :3, 3] += np.array(LOOK_AT) - rig_subject(rig)
+    intrinsics = None if size is None else Intrinsics.training(size, size)
+    return CameraRig(c2w, intrinsics=intrinsics, subject=LOOK_AT)
 
 
 def project_points(rig: CameraRig, intrinsics: Intrinsics, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
