@@ -326,6 +326,8 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
 
         The config is inferred from tensor shapes (heads = width // 128 unless ``num_attention_heads`` is given);
         any keyword overrides an inferred value. Raises ``CheckpointError`` naming missing and unexpected keys.
+        A file is memory-mapped and the model is built on the meta device, then given the file's tensors: loading
+        takes about the checkpoint's bytes of memory (plus a converted copy where ``torch_dtype`` differs).
         """
         if isinstance(checkpoint, dict):
             state_dict = dict(checkpoint)
@@ -545,7 +547,9 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
         return load_file(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-mapped: tensors are read from the file as they are used, and loading with ``assign=True`` keeps
+        # them as the model's parameters, so the checkpoint is never held twice (nor copied to float32).
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises several types for a file that is not a plain tensor checkpoint
         raise CheckpointError(f"cannot read {path} as a tensor checkpoint (weights_only=True): {error}") from error
 
