@@ -45,6 +45,7 @@ def default_model_dir() -> Path:
 def _load_pipeline(args):
     import torch
 
+    from .model_files import load_model_folder
     from .pipeline import SynCamMasterPipeline
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -61,15 +62,12 @@ def _load_pipeline(args):
     else:
         if args.checkpoint is not None:
             raise CommandError("--checkpoint needs --wan WAN_FOLDER (the Wan2.1-T2V diffusers folder it extends)")
-        model_dir = Path(args.model) if args.model is not None else default_model_dir()
-        if not (model_dir / "model_index.json").is_file():
-            if args.model is None:
-                raise CommandError(
-                    "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
-                    "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
-                )
-            raise CommandError(f"{model_dir} is not a SynCamMaster model folder (no model_index.json)")
-        pipe = SynCamMasterPipeline.from_pretrained(model_dir, dtype=dtype)
+        if args.model is None and not (default_model_dir() / "model_index.json").is_file():
+            raise CommandError(
+                "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
+                "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
+            )
+        pipe = load_model_folder(args.model if args.model is not None else default_model_dir(), dtype=dtype)
     if args.cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -177,6 +175,9 @@ def cmd_generate(args) -> None:
     if args.video is not None:
         reference_view = _reference_view_index(rig, args.video_view)
         reference = _read_reference_video(args.video)
+        if args.frames is not None and reference.shape[0] < args.frames:
+            raise CommandError(f"--video {args.video} has {reference.shape[0]} frames, fewer than the {args.frames} "
+                               "to generate; give a longer video or lower --frames")
     elif args.video_view != "0" or args.reference_mode is not None:
         raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
 
@@ -252,11 +253,15 @@ def cmd_cameras(args) -> None:
 def cmd_convert(args) -> None:
     import torch
 
+    from .model_files import check_checkpoint_file
     from .models import SynCamMasterTransformer3DModel
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{out} is a file; choose a new --out folder")
     if out.exists() and any(out.iterdir()):
         raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
+    check_checkpoint_file(args.checkpoint)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     if args.wan is not None:
         from .pipeline import SynCamMasterPipeline
