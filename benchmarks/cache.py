@@ -55,11 +55,8 @@ SETTINGS = [
     ("first-block", 0.1),
     ("first-block", 0.2),
     ("first-block", 0.3),
-    ("taylorseer", 2),
     ("taylorseer", 3),
-    ("taylorseer", 4),
     ("pyramid-attention", 2),
-    ("pyramid-attention", 3),
     ("faster", 2),
     (None, None),
 ]

@@ -127,3 +127,19 @@ def test_cli_cache(pipe, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "refused").exists()
+
+
+def test_mag_cache_with_given_ratios(pipe, work, uncached):
+    """MagCache (not offered by the command line: its magnitude ratios are calibrated per model) runs through the
+    same block registration."""
+    from diffusers.hooks import MagCacheConfig
+
+    reference, full_work = uncached
+    transformer = pipe.transformer
+    transformer.enable_cache(MagCacheConfig(mag_ratios=[1.0] * STEPS, num_inference_steps=STEPS, threshold=0.1))
+    try:
+        cached, cached_work = sample(pipe, work)
+    finally:
+        transformer.disable_cache()
+    assert cached_work["ffn"] < full_work["ffn"]
+    assert 0 < ((cached - reference).norm() / reference.norm()).item() < 0.05
