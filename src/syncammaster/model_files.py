@@ -1,0 +1,259 @@
+"""Checks of model files before diffusers, transformers or torch load them: each problem becomes one line that names it
+and the fix.
+
+Left to themselves the loaders report a broken folder in their own words (an OSError about a config file, a
+safetensors header error, a list of every component a pipeline expects) or not at all (a folder of another pipeline
+loads and fails later). The checks read only small files: JSON configs and the headers of the weight files.
+
+- ``check_model_folder``: a SynCamMaster pipeline folder (``SynCamMasterPipeline.from_pretrained``, ``generate
+  --model``);
+- ``check_wan_folder``: a Wan2.1 text-to-video diffusers folder (``SynCamMasterPipeline.from_wan``, ``--wan``);
+- ``check_components``: some component subfolders of either (training and caching read tokenizer/, text_encoder/,
+  vae/);
+- ``check_checkpoint_file``: a released-format checkpoint (``--checkpoint``, ``convert``);
+- ``load_model_folder``: ``check_model_folder``, then ``SynCamMasterPipeline.from_pretrained``, whose own errors
+  (weights of the wrong shape) also end in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+
+MODEL_INDEX = "model_index.json"
+PIPELINE_CLASS = "SynCamMasterPipeline"
+TRANSFORMER_CLASS = "SynCamMasterTransformer3DModel"
+WAN_PIPELINE_CLASS = "WanPipeline"
+PIPELINE_COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+WAN_COMPONENTS = ("tokenizer", "text_encoder", "vae")  # the transformer comes from the checkpoint
+
+# Per component: its config file and the stem of its weight files (None: a component without weights).
+COMPONENT_FILES: dict[str, tuple[str, str | None]] = {
+    "tokenizer": ("tokenizer_config.json", None),
+    "text_encoder": ("config.json", "model"),
+    "transformer": ("config.json", "diffusion_pytorch_model"),
+    "vae": ("config.json", "diffusion_pytorch_model"),
+    "scheduler": ("scheduler_config.json", None),
+}
+TOKENIZER_VOCABULARIES = ("tokenizer.json", "spiece.model")  # a fast tokenizer's file, or UMT5's SentencePiece model
+PICKLE_PROTOCOL_2 = b"\x80"  # the first byte of a pre-zip torch.save file (a pickle, protocol >= 2)
+
+SAVE_AGAIN = "save it again (save_pretrained) or copy it anew"
+MODEL_FIX = "pass a SynCamMaster model folder (with model_index.json)"
+
+
+class ModelFilesError(ValueError):
+    """A model folder or checkpoint that cannot be loaded; the message names the problem and the fix."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Folders
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_model_folder(folder: str | Path) -> Path:
+    """Checks a SynCamMaster pipeline folder: its model index, every component's config and the weight files.
+
+    Returns the folder as a Path; raises ``ModelFilesError`` (one line) at the first problem.
+    """
+    folder = _existing_folder(folder, MODEL_FIX)
+    index_file = folder / MODEL_INDEX
+    if not index_file.is_file():
+        config = folder / "config.json"
+        if config.is_file() and _class_name(_read_json(config)) == TRANSFORMER_CLASS:
+            raise ModelFilesError(
+                f"{folder} holds a SynCamMaster transformer alone, not a whole model; {MODEL_FIX}, or use the "
+                "transformer with SynCamMasterTransformer3DModel.from_pretrained"
+            )
+        raise ModelFilesError(f"{folder} is not a SynCamMaster model folder (no {MODEL_INDEX}); {MODEL_FIX}")
+    index = _read_json(index_file)
+    class_name = _class_name(index)
+    if class_name == WAN_PIPELINE_CLASS:
+        raise ModelFilesError(
+            f"{folder} is a Wan2.1 folder, not a SynCamMaster model; give it as --wan {folder} with --checkpoint "
+            "(the released step20000.ckpt)"
+        )
+    if class_name != PIPELINE_CLASS:
+        raise ModelFilesError(
+            f"{folder} holds a {class_name or 'model without a class name'}, not a {PIPELINE_CLASS}; {MODEL_FIX}"
+        )
+    for name in PIPELINE_COMPONENTS:
+        entry = index.get(name)
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)):
+            raise ModelFilesError(f"{index_file} names no {name} component; the folder is damaged: {SAVE_AGAIN}")
+        if name == "transformer" and entry[1] != TRANSFORMER_CLASS:
+            raise ModelFilesError(
+                f"{folder} has a {entry[1]} transformer, not a {TRANSFORMER_CLASS}; {MODEL_FIX}"
+            )
+    check_components(folder, PIPELINE_COMPONENTS, index)
+    return folder
+
+
+def load_model_folder(folder: str | Path, dtype=None):
+    """A ``SynCamMasterPipeline`` from a checked folder (``check_model_folder``); ``dtype``: a torch dtype or None.
+
+    A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's first
+    sentence.
+    """
+    from .pipeline import SynCamMasterPipeline
+
+    folder = check_model_folder(folder)
+    try:
+        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise ModelFilesError(f"cannot load the model in {folder} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+
+
+def check_wan_folder(folder: str | Path, with_transformer: bool = False) -> Path:
+    """Checks a Wan2.1 text-to-video diffusers folder: tokenizer, text encoder, VAE (and transformer if asked).
+
+    Returns the folder as a Path; raises ``ModelFilesError`` (one line) at the first problem.
+    """
+    fix = "download Wan-AI/Wan2.1-T2V-1.3B-Diffusers (or -14B-Diffusers) and pass its folder"
+    folder = _existing_folder(folder, fix)
+    index_file = folder / MODEL_INDEX
+    index = _read_json(index_file) if index_file.is_file() else {}
+    class_name = _class_name(index)
+    if class_name == PIPELINE_CLASS:
+        raise ModelFilesError(f"{folder} is a SynCamMaster model folder, not a Wan2.1 one; give it as --model {folder}")
+    if index and class_name != WAN_PIPELINE_CLASS:
+        raise ModelFilesError(
+            f"{folder} holds a {class_name or 'model without a class name'}, not a Wan2.1 text-to-video "
+            f"{WAN_PIPELINE_CLASS}; {fix}"
+        )
+    names = (*WAN_COMPONENTS, "transformer") if with_transformer else WAN_COMPONENTS
+    absent = [name for name in names if not (folder / name).is_dir()]
+    if absent:
+        raise ModelFilesError(f"{folder} is not a Wan2.1 diffusers folder (no {', '.join(absent)}/); {fix}")
+    check_components(folder, names, index)
+    return folder
+
+
+def check_components(folder: str | Path, names: Iterable[str], index: dict | None = None) -> None:
+    """Checks the component subfolders ``names`` of ``folder``: present, a readable config, intact weights.
+
+    ``index``: the folder's model index, if it has one; a diffusers model's config must name the class it lists.
+    """
+    folder = Path(folder)
+    for name in names:
+        subfolder = folder / name
+        if not subfolder.is_dir():
+            raise ModelFilesError(f"{folder} lacks its {name}/ folder; the model is incomplete: {SAVE_AGAIN}")
+        config_name, weights_stem = COMPONENT_FILES[name]
+        config_file = subfolder / config_name
+        if not config_file.is_file():
+            raise ModelFilesError(f"{subfolder} lacks {config_name}; the model is incomplete: {SAVE_AGAIN}")
+        config = _read_json(config_file)
+        listed = (index or {}).get(name)
+        found = config.get("_class_name")
+        if isinstance(listed, list) and len(listed) == 2 and isinstance(found, str) and found != listed[1]:
+            raise ModelFilesError(
+                f"{config_file} describes a {found} but {folder / MODEL_INDEX} lists a {listed[1]}; the folder mixes "
+                f"two models: {SAVE_AGAIN}"
+            )
+        if name == "tokenizer" and not any((subfolder / f).is_file() for f in TOKENIZER_VOCABULARIES):
+            raise ModelFilesError(
+                f"{subfolder} lacks its vocabulary ({' or '.join(TOKENIZER_VOCABULARIES)}); the model is incomplete: "
+                f"{SAVE_AGAIN}"
+            )
+        if weights_stem is not None:
+            for weights in _weight_files(subfolder, weights_stem):
+                check_weights_file(weights)
+
+
+def _existing_folder(folder: str | Path, fix: str) -> Path:
+    folder = Path(folder)
+    if not folder.exists():
+        raise ModelFilesError(f"model folder {folder} does not exist; {fix}")
+    if not folder.is_dir():
+        checkpoint = folder.suffix in (".ckpt", ".pt", ".pth", ".safetensors")
+        hint = " (a checkpoint goes with --checkpoint)" if checkpoint else ""
+        raise ModelFilesError(f"{folder} is a file, not a model folder{hint}; {fix}")
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; ModelFilesError if it is unreadable, not JSON or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelFilesError(f"cannot read {path} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+    except json.JSONDecodeError as error:
+        raise ModelFilesError(f"{path} is not valid JSON ({error}); {SAVE_AGAIN}") from None
+    if not isinstance(data, dict):
+        raise ModelFilesError(f"{path} holds a JSON {type(data).__name__}, not an object; {SAVE_AGAIN}")
+    return data
+
+
+def _class_name(config: dict) -> str | None:
+    name = config.get("_class_name")
+    return name if isinstance(name, str) else None
+
+
+def _weight_files(subfolder: Path, stem: str) -> list[Path]:
+    """The weight files of one component: the shards a ``.index.json`` lists, else the files named ``stem``."""
+    for index_name in (f"{stem}.safetensors.index.json", f"{stem}.bin.index.json"):
+        index_file = subfolder / index_name
+        if index_file.is_file():
+            weight_map = _read_json(index_file).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise ModelFilesError(f"{index_file} lists no weight shards; {SAVE_AGAIN}")
+            shards = [subfolder / shard for shard in sorted(set(weight_map.values()))]
+            missing = [shard.name for shard in shards if not shard.is_file()]
+            if missing:
+                raise ModelFilesError(f"{subfolder} lacks weight shards {', '.join(missing[:3])}; {SAVE_AGAIN}")
+            return shards
+    # Single files, also with a precision variant (``diffusion_pytorch_model.fp16.safetensors``).
+    files = sorted(p for pattern in (f"{stem}*.safetensors", f"{stem}*.bin") for p in subfolder.glob(pattern))
+    if not files:
+        raise ModelFilesError(f"{subfolder} has no weights ({stem}.safetensors); the model is incomplete: {SAVE_AGAIN}")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_weights_file(path: str | Path, fix: str = SAVE_AGAIN) -> None:
+    """Checks that a weight file is whole: a safetensors header that covers the file, or an intact torch zip archive
+    (or a pickle, the format before it). Reads the header only; ``fix`` ends the message of a ``ModelFilesError``."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ModelFilesError(f"{path} is empty; {fix}")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            reason = _first_sentence(error)
+            raise ModelFilesError(f"{path} is cut short or damaged (safetensors: {reason}); {fix}") from None
+        return
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    if not zipfile.is_zipfile(path) and first != PICKLE_PROTOCOL_2:
+        raise ModelFilesError(f"{path} is cut short or not a weights file (no PyTorch zip archive or pickle); {fix}")
+
+
+def check_checkpoint_file(path: str | Path) -> Path:
+    """Checks a released-format checkpoint file (``step20000.ckpt``, or a ``.safetensors`` state dict) before
+    loading: it exists, is a file and is whole. Returns it as a Path."""
+    path = Path(path)
+    fix = "pass the released SynCamMaster checkpoint file (step20000.ckpt)"
+    if not path.exists():
+        raise ModelFilesError(f"checkpoint file not found: {path}; {fix}")
+    if path.is_dir():
+        if (path / MODEL_INDEX).is_file():
+            raise ModelFilesError(f"{path} is a model folder, not a checkpoint; give it as --model {path}")
+        raise ModelFilesError(f"{path} is a folder, not a checkpoint file; {fix}")
+    check_weights_file(path, fix)
+    return path
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text.split(". ")[0].rstrip(".")
