@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
@@ -26,6 +27,7 @@ from diffusers.video_processor import VideoProcessor
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
 from .models import SynCamMasterTransformer3DModel
+from .parallel import split_sample
 
 # Wan2.1's default negative prompt (the one the released SynCamMaster inference uses).
 WAN_NEGATIVE_PROMPT = (
@@ -373,6 +375,7 @@ class SynCamMasterPipeline(WanPipeline):
         reference_video=None,
         reference_view: int = 0,
         reference_mode: str = "clean",
+        process_group: dist.ProcessGroup | None = None,
     ) -> SynCamMasterPipelineOutput | tuple:
         """Generates one video per camera of ``rig`` for each prompt.
 
@@ -400,6 +403,10 @@ class SynCamMasterPipeline(WanPipeline):
                 is discarded; for models fine-tuned for it (``reference_view_prob`` in training, as the shipped small
                 model is). ``"renoise"``: training-free; the reference latent is re-noised to the current noise
                 level at every step; for models trained text-only, such as the released checkpoint.
+            process_group: a ``torch.distributed`` group whose processes share this call's denoising (every one of
+                them makes the same call): first the guidance branches (an even number of processes), then the views
+                (``syncammaster.parallel``). Each process returns the same videos, those of a single process with
+                the same seed (up to the order of floating-point sums). Not with a step cache enabled.
         """
         # 1. Check inputs
         height = self.config.default_height if height is None else height
@@ -428,6 +435,15 @@ class SynCamMasterPipeline(WanPipeline):
             generator = torch.Generator("cpu").manual_seed(seed)
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
+        num_branches = 2 if do_cfg else 1  # guidance: unconditional and conditional rows
+        split = None
+        if process_group is not None and dist.get_world_size(process_group) > 1:
+            if self.transformer.is_cache_enabled:
+                raise ValueError(
+                    "a step cache does not combine with several processes (each would skip different steps); "
+                    "disable the cache or run one process"
+                )
+            split = split_sample(process_group, num_views, num_branches)
         max_sequence_length = max_sequence_length or self.config.max_sequence_length
         if negative_prompt is None:
             negative_prompt = self.config.negative_prompt
@@ -474,7 +490,14 @@ class SynCamMasterPipeline(WanPipeline):
             is_reference[reference_rows] = True
             is_reference = is_reference.repeat(2 if do_cfg else 1)  # both guidance branches see it clean
 
-        # 6. Denoise: conditional and unconditional passes batched in one forward.
+        # 6. Denoise: conditional and unconditional passes batched in one forward; with several processes, each
+        # runs its share of the rows and all of them take the same step with everyone's velocities.
+        rows, local_views, split_kwargs = slice(None), num_views, {}
+        if split is not None:
+            rows = split.share.rows(batch_size, num_views).to(device)
+            local_views = split.share.stop - split.share.start
+            split_kwargs = {"view_split": split.views} if split.views is not None else {}
+            context, cameras = context[rows], cameras[rows]
         self._num_timesteps = len(timesteps)
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -487,13 +510,16 @@ class SynCamMasterPipeline(WanPipeline):
                 if reference_rows is not None and reference_mode == "clean":
                     timestep = torch.where(is_reference, torch.zeros_like(timestep), timestep)  # a clean view
                 velocity = self.transformer(
-                    model_input.to(transformer_dtype),
-                    timestep,
+                    model_input[rows].to(transformer_dtype),
+                    timestep[rows],
                     context,
                     camera_embedding=cameras if sync else None,
-                    num_views=num_views,
+                    num_views=local_views,
                     return_dict=False,
+                    **split_kwargs,
                 )[0].float()
+                if split is not None:
+                    velocity = split.gather_rows(velocity, batch_size, num_views)  # (K*B*V, C, F, h, w)
                 if do_cfg:
                     uncond, cond = velocity.chunk(2)
                     velocity = uncond + guidance_scale * (cond - uncond)

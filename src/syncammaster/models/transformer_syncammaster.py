@@ -27,6 +27,8 @@ from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
 from diffusers.hooks.hooks import CacheContext, _set_cache_context
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
 from diffusers.models.normalization import FP32LayerNorm
@@ -35,7 +37,10 @@ from diffusers.models.transformers.transformer_wan import (
     WanAttnProcessor,
     WanTransformer3DModel,
     WanTransformerBlock,
+    _get_qkv_projections,
 )
+
+from ..parallel import ViewSplit
 
 # ``ModelMixin`` is imported above because diffusers' pipeline loader resolves a custom component's base class by
 # looking it up in the module that defines the component (``model_index.json`` names this module).
@@ -112,6 +117,7 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         rotary_emb_mvs: tuple[torch.Tensor, torch.Tensor],
         num_views: int,
         num_frames: int,
+        view_split: ViewSplit | None = None,
     ) -> torch.Tensor:
         """Multi-view synchronization: attention across the views of each prompt at each time step.
 
@@ -119,9 +125,11 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
             hidden_states: (B*V, F*H*W, D) tokens, view-major.
             temb: (B*V, 6, D) the block's timestep modulation (only rows 0..2 are used).
             camera_embedding: (B*V, F, 12) relative camera pose of each view at each latent frame.
-            rotary_emb_mvs: cos and sin, each (1, V*H*W, 1, head_dim), RoPE over positions (view, h, w).
-            num_views: V.
+            rotary_emb_mvs: cos and sin, each (1, V_all*H*W, 1, head_dim), RoPE over positions (view, h, w).
+            num_views: V, the views held here.
             num_frames: F.
+            view_split: this process's views when a sample's views are split over processes (``V_all`` views in
+                all); the keys and values of the other views come from the processes that hold them.
         Returns:
             (B*V, F*H*W, D) hidden states with the MVS residual added.
         """
@@ -139,7 +147,11 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         # Regroup to the tokens of one time step across all views of one prompt.
         mvs_input = norm_hidden_states.view(batch_size, num_views, num_frames, tokens_per_frame, dim)
         mvs_input = mvs_input.transpose(1, 2).reshape(batch_size * num_frames, num_views * tokens_per_frame, dim)
-        mvs_output = self.projector(self.mvs_attn(mvs_input, None, None, rotary_emb_mvs))  # (B*F, V*H*W, D)
+        if view_split is None:
+            mvs_output = self.mvs_attn(mvs_input, None, None, rotary_emb_mvs)  # (B*F, V*H*W, D)
+        else:
+            mvs_output = split_view_attention(self.mvs_attn, mvs_input, rotary_emb_mvs, view_split, tokens_per_frame)
+        mvs_output = self.projector(mvs_output)  # (B*F, V*H*W, D)
 
         # And back to (B*V, F*H*W, D), view-major.
         mvs_output = mvs_output.view(batch_size, num_frames, num_views, tokens_per_frame, dim)
@@ -156,6 +168,7 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         rotary_emb_mvs: tuple[torch.Tensor, torch.Tensor] | None = None,
         num_views: int = 1,
         num_frames: int = 1,
+        view_split: ViewSplit | None = None,
     ) -> torch.Tensor:
         """One block: self-attention -> MVS -> cross-attention -> FFN.
 
@@ -165,9 +178,10 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
             temb: (B*V, 6, D) timestep modulation.
             rotary_emb: cos and sin, each (1, F*H*W, 1, head_dim), RoPE over (frame, h, w).
             camera_embedding: (B*V, F, 12); ``None`` bypasses the MVS step (the plain Wan block).
-            rotary_emb_mvs: cos and sin, each (1, V*H*W, 1, head_dim).
-            num_views: V.
+            rotary_emb_mvs: cos and sin, each (1, V_all*H*W, 1, head_dim).
+            num_views: V, the views held here.
             num_frames: F.
+            view_split: see ``mvs``; ``None`` when all V_all = V views are here.
         Returns:
             (B*V, F*H*W, D).
         """
@@ -182,7 +196,9 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
 
         # 2. Multi-view synchronization (across views, per time step)
         if camera_embedding is not None:
-            hidden_states = self.mvs(hidden_states, temb, camera_embedding, rotary_emb_mvs, num_views, num_frames)
+            hidden_states = self.mvs(
+                hidden_states, temb, camera_embedding, rotary_emb_mvs, num_views, num_frames, view_split
+            )
 
         # 3. Cross-attention to the text
         norm_hidden_states = self.norm2(hidden_states.float()).type_as(hidden_states)
@@ -195,6 +211,43 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         )
         ff_output = self.ffn(norm_hidden_states)
         return (hidden_states.float() + ff_output.float() * c_gate_msa).type_as(hidden_states)
+
+
+def split_view_attention(
+    attn: WanAttention,
+    hidden_states: torch.Tensor,
+    rotary_emb: tuple[torch.Tensor, torch.Tensor],
+    view_split: ViewSplit,
+    tokens_per_view: int,
+) -> torch.Tensor:
+    """The MVS attention of this process's views over the keys and values of all views (gathered from the others).
+
+    The computation of ``WanAttnProcessor`` for self-attention (q/k/v, RMSNorm on q and k, RoPE, attention, output
+    projection), with the keys and values of the other processes' views gathered after their RoPE, so each process
+    projects only its own tokens.
+
+    Args:
+        attn: the block's ``mvs_attn``.
+        hidden_states: (B*F, V*H*W, D) tokens of the local views (``view_split.start`` to ``stop - 1``).
+        rotary_emb: cos and sin, each (1, V_all*H*W, 1, head_dim): RoPE over all views' positions (view, h, w).
+        tokens_per_view: H*W.
+    Returns:
+        (B*F, V*H*W, D), the attention output of the local views' tokens.
+    """
+    query, key, value = _get_qkv_projections(attn, hidden_states, None)  # 3 x (B*F, V*H*W, D)
+    query, key = attn.norm_q(query), attn.norm_k(key)
+    query, key, value = (t.unflatten(2, (attn.heads, -1)) for t in (query, key, value))  # (B*F, V*H*W, heads, hd)
+    local = slice(view_split.start * tokens_per_view, view_split.stop * tokens_per_view)
+    cos, sin = (table[0, local, 0] for table in rotary_emb)  # (V*H*W, hd): the local views' positions
+    query = apply_rotary_emb(query, (cos, sin), use_real=True, use_real_unbind_dim=-1, sequence_dim=1)
+    key = apply_rotary_emb(key, (cos, sin), use_real=True, use_real_unbind_dim=-1, sequence_dim=1)
+    key = view_split.gather_views(key, tokens_per_view)  # (B*F, V_all*H*W, heads, hd)
+    value = view_split.gather_views(value, tokens_per_view)
+    hidden_states = dispatch_attention_fn(
+        query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, backend=attn.processor._attention_backend
+    )  # (B*F, V*H*W, heads, hd)
+    hidden_states = hidden_states.flatten(2, 3).type_as(query)
+    return attn.to_out[1](attn.to_out[0](hidden_states))
 
 
 # diffusers' cache hooks (First Block Cache, MagCache, ...) look a block's class up in this registry to learn which
@@ -420,6 +473,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         num_views: int = 1,
         return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
+        view_split: ViewSplit | None = None,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         """Predicts the flow-matching velocity for B prompts x V views.
 
@@ -432,6 +486,9 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
             num_views: V.
             return_dict: return a ``Transformer2DModelOutput`` instead of a tuple.
             attention_kwargs: accepted for diffusers pipeline compatibility; unused.
+            view_split: when one sample's views are split over processes (``syncammaster.parallel``): which of
+                the ``view_split.num_views`` views these V are; the multi-view attention gathers the others' keys
+                and values from ``view_split.group``. Inference only.
         Returns:
             The prediction, shaped like ``hidden_states``.
         """
@@ -450,7 +507,10 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
 
         rotary_emb = self.rope(hidden_states)  # 2 x (1, F*H*W, 1, head_dim)
         # RoPE over (view, h, w): the rope module reads only the shape, so a meta tensor with V in the frame slot.
-        view_grid = torch.empty((1, 1, num_views * p_t, height, width), device="meta")
+        all_views = num_views if view_split is None else view_split.num_views
+        if view_split is not None and view_split.stop - view_split.start != num_views:
+            raise ValueError(f"view_split holds {view_split.stop - view_split.start} views, num_views is {num_views}")
+        view_grid = torch.empty((1, 1, all_views * p_t, height, width), device="meta")
         rotary_emb_mvs = self.rope(view_grid) if camera_embedding is not None else None  # 2 x (1, V*H*W, 1, hd)
 
         hidden_states = self.patch_embedding(hidden_states)  # (B*V, D, F, H, W) in post-patch sizes
@@ -464,6 +524,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
             "rotary_emb_mvs": rotary_emb_mvs,
             "num_views": num_views,
             "num_frames": post_patch_num_frames,
+            "view_split": view_split,
         }
         for block in self.blocks:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
@@ -477,6 +538,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
                     rotary_emb_mvs,
                     num_views,
                     post_patch_num_frames,
+                    view_split,
                 )
             else:
                 hidden_states = block(hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, **block_kwargs)

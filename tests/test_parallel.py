@@ -1,0 +1,90 @@
+"""One sample split over processes (torch.distributed, gloo on the CPU) gives the single-process videos."""
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from syncammaster import CameraRig
+from syncammaster.parallel import Share, plan_shares
+
+from tiny import CAPTIONS, tiny_pipeline
+
+SIZE = {"height": 16, "width": 32, "num_frames": 5}
+STEPS = 2
+
+
+def cases() -> dict[str, dict]:
+    """Calls that split differently over 2 processes: the guidance branches, or the views (unevenly)."""
+    reference = torch.rand(5, 16, 32, 3, generator=torch.Generator().manual_seed(1))  # (T, H, W, 3) in [0, 1]
+    return {
+        # guidance 5: one process per branch, each holding the 2 views
+        "branches": {"prompt": CAPTIONS[0], "rig": CameraRig.preset("arc", num_views=2), "guidance_scale": 5.0},
+        # no guidance: views 0-1 on rank 0 and view 2 on rank 1, two prompts
+        "views": {"prompt": CAPTIONS[:2], "rig": CameraRig.preset("arc", num_views=3), "guidance_scale": 1.0},
+        # a clean reference view (timestep 0) held by rank 1
+        "reference": {"prompt": CAPTIONS[1], "rig": CameraRig.preset("orbit", num_views=3), "guidance_scale": 1.0,
+                      "reference_video": reference, "reference_view": 2, "reference_mode": "clean"},
+    }
+
+
+def run_cases(pipe, **kwargs) -> dict[str, np.ndarray]:
+    return {name: pipe(**call, num_inference_steps=STEPS, seed=3, **SIZE, **kwargs).videos
+            for name, call in cases().items()}
+
+
+def _worker(rank: int, world_size: int, store: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    try:
+        pipe = tiny_pipeline()
+        pipe.set_progress_bar_config(disable=True)
+        videos = run_cases(pipe, process_group=dist.group.WORLD)
+        np.savez(f"{out}{rank}.npz", **videos)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_give_the_single_process_videos(tmp_path):
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "rank")), nprocs=2, join=True)
+
+    pipe = tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    single = run_cases(pipe)
+    for rank in range(2):
+        split = np.load(tmp_path / f"rank{rank}.npz")
+        for name, videos in single.items():
+            assert split[name].shape == videos.shape, name
+            np.testing.assert_allclose(split[name], videos, rtol=0, atol=1e-4, err_msg=f"{name}, rank {rank}")
+    # The multi-view attention and the guidance really shape these videos (so a split that dropped either fails).
+    unsynced = pipe(**cases()["views"], num_inference_steps=STEPS, seed=3, sync=False, **SIZE).videos
+    assert np.abs(unsynced - single["views"]).max() > 1e-3
+    unguided = pipe(**{**cases()["branches"], "guidance_scale": 1.0}, num_inference_steps=STEPS, seed=3, **SIZE).videos
+    assert np.abs(unguided - single["branches"]).max() > 1e-3
+
+
+def test_shares_split_branches_then_views():
+    # two processes under guidance: one branch each, all views
+    assert plan_shares(2, 4, 2) == [Share((0,), 0, 4), Share((1,), 0, 4)]
+    # without guidance the views are split, the first slices one view longer
+    assert plan_shares(2, 3, 1) == [Share((0,), 0, 2), Share((0,), 2, 3)]
+    assert plan_shares(3, 4, 1) == [Share((0,), 0, 2), Share((0,), 2, 3), Share((0,), 3, 4)]
+    # four processes under guidance: branches, then two view slices per branch
+    assert plan_shares(4, 3, 2) == [Share((0,), 0, 2), Share((0,), 2, 3), Share((1,), 0, 2), Share((1,), 2, 3)]
+    # an odd count under guidance: both branches on every process, views split
+    assert plan_shares(3, 3, 2) == [Share((0, 1), 0, 1), Share((0, 1), 1, 2), Share((0, 1), 2, 3)]
+
+
+def test_share_rows_are_the_batch_rows_of_its_views():
+    # batch (K=2, B=2, V=3), branch-major: rows of branch 1, views 1-2 of both prompts
+    assert Share((1,), 1, 3).rows(batch_size=2, num_views=3).tolist() == [7, 8, 10, 11]
+    rows = sorted(r for share in plan_shares(4, 3, 2) for r in share.rows(2, 3).tolist())
+    assert rows == list(range(12))  # every row once
+
+
+@pytest.mark.parametrize("processes, views, branches", [(3, 2, 1), (5, 2, 2), (6, 2, 2)])
+def test_more_processes_than_views_is_one_line(processes, views, branches):
+    with pytest.raises(ValueError, match=f"{processes} processes cannot share {views} views") as error:
+        plan_shares(processes, views, branches)
+    assert "\n" not in str(error.value) and "run at most" in str(error.value)
