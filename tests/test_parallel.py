@@ -1,5 +1,9 @@
 """One sample split over processes (torch.distributed, gloo on the CPU) gives the single-process videos."""
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +11,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from syncammaster import CameraRig
+from syncammaster.cli import main
 from syncammaster.parallel import Share, plan_shares
+from syncammaster.scene import Scene
 
 from tiny import CAPTIONS, tiny_pipeline
 
@@ -88,3 +94,35 @@ def test_more_processes_than_views_is_one_line(processes, views, branches):
     with pytest.raises(ValueError, match=f"{processes} processes cannot share {views} views") as error:
         plan_shares(processes, views, branches)
     assert "\n" not in str(error.value) and "run at most" in str(error.value)
+
+
+def torchrun(*argv, processes: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node N --no-python syncammaster ARGV`` on the CPU, one thread per process."""
+    command = ["torchrun", "--standalone", f"--nproc-per-node={processes}", "--no-python", "syncammaster", *argv]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None or shutil.which("syncammaster") is None,
+                    reason="torchrun or the syncammaster console script is not on PATH")
+def test_torchrun_generate_writes_one_scene_like_one_process(tmp_path):
+    model = tmp_path / "model"
+    tiny_pipeline().save_pretrained(model)
+    argv = ["generate", "--prompt", CAPTIONS[2], "--rig", "arc", "--views", "3", "--frames", "5", "--height", "16",
+            "--width", "32", "--steps", "2", "--guidance-scale", "1", "--seed", "2", "--model", str(model)]
+    result = torchrun(*argv, "--out", str(tmp_path / "two"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("wrote 3 videos") == 1  # rank 0 alone reports
+    assert main([*argv, "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    two, one = Scene.read(tmp_path / "two"), Scene.read(tmp_path / "one")
+    for split_video, video in zip(two.videos, one.videos, strict=True):
+        # Same frames up to float rounding, which may flip an 8-bit value and the H.264 coding around it.
+        assert np.abs(split_video.astype(float) - video).mean() < 1.0
+
+    # A bad input fails on every process alike and is reported in one line, by rank 0.
+    result = torchrun(*argv, "--out", str(tmp_path / "cached"), "--cache", "first-block")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "syncammaster generate: error:" in line]
+    assert errors == ["syncammaster generate: error: --cache does not combine with several processes (each would "
+                      "skip different steps); drop --cache or run one process"]
+    assert not (tmp_path / "cached").exists()

@@ -164,6 +164,31 @@ def write_generated_scene(scene, out: Path, rig_name: str) -> Path:
     return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
 
 
+def _join_processes(args):
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): joins the processes that share the sample and returns their group.
+
+    Each process takes ``cuda:LOCAL_RANK`` (nccl) when there are GPUs, else the CPU (gloo); the processes other than
+    rank 0 run quiet and write nothing. One process alone: ``None``.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import atexit
+
+    import torch
+    import torch.distributed as dist
+
+    if args.device in (None, "cuda"):
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        torch.cuda.set_device(args.device)
+    dist.init_process_group("nccl" if on_gpu else "gloo", device_id=torch.device(args.device) if on_gpu else None)
+    atexit.register(dist.destroy_process_group)
+    if dist.get_rank() > 0:
+        args.quiet = True
+    return dist.group.WORLD
+
+
 def cmd_generate(args) -> None:
     from .cameras import CameraRig
 
@@ -182,8 +207,12 @@ def cmd_generate(args) -> None:
         raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
 
     cache_threshold = _check_cache(args)
+    if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CommandError("--cache does not combine with several processes (each would skip different steps); "
+                           "drop --cache or run one process")
 
-    # 2. Generate.
+    # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
+    group = _join_processes(args)
     pipe = _load_pipeline(args)
     _add_loras_and_cache(pipe, args, cache_threshold)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
@@ -204,8 +233,11 @@ def cmd_generate(args) -> None:
         seed=args.seed,
         sync=not args.no_sync,
         output_type="np",
+        process_group=group,
         **reference_kwargs,
     )
+    if group is not None and group.rank() > 0:
+        return  # rank 0 writes the scene
     scene = generated_scene(pipe, result.videos[0], rig, args.prompt, args.fps)
     num_frames, height, width = scene.videos[0].shape[:3]  # the model's own size where the command named none
     if reference is not None and not args.quiet:
@@ -512,7 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError) as error:
-        print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        # Under torchrun every process checks the same input and fails alike: rank 0 says it once.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"syncammaster {args.command}: interrupted", file=sys.stderr)
