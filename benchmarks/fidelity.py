@@ -145,17 +145,20 @@ def markdown(rows: list[list[str]]) -> str:
 
 
 def goals(results: dict[str, dict]) -> list[str]:
-    def median(row: str) -> float | None:
-        epipolar = results[row]["summary"]["epipolar"]
+    """The goals on the verified matches' median; on every match's where a row has no verified match."""
+
+    def median(row: str, key: str) -> float | None:
+        epipolar = results[row]["summary"][key]
         return epipolar["median_px"] if epipolar else None
 
-    truth, model, ablation = median(ROWS[0]), median(ROWS[1]), median(ROWS[2])
-    if None in (truth, model, ablation):
-        return ["a row has no verified matches at all; the goals cannot be checked"]
-    return [
-        f"model / ground truth median epipolar error: {model / truth:.2f}x (goal <= 1.5x)",
-        f"ablation / model median epipolar error: {ablation / model:.2f}x (goal >= 5x)",
-    ]
+    for key, matches in (("epipolar", "verified matches"), ("epipolar_all", "all matches, as no verified ones")):
+        truth, model, ablation = (median(row, key) for row in ROWS[:3])
+        if None not in (truth, model, ablation):
+            return [
+                f"model / ground truth median epipolar error ({matches}): {model / truth:.2f}x (goal <= 1.5x)",
+                f"ablation / model median epipolar error ({matches}): {ablation / model:.2f}x (goal >= 5x)",
+            ]
+    return ["a row has no matches at all; the goals cannot be checked"]
 
 
 def main() -> None:

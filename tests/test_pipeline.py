@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from syncammaster import CameraRig, SynCamMasterPipeline, SynCamMasterTransformer3DModel
+from syncammaster.model_files import ModelFilesError
 from syncammaster.models.transformer_syncammaster import to_official_state_dict
 
 from tiny import CAPTIONS, tiny_pipeline
@@ -133,8 +134,11 @@ def test_wan_folder_plus_released_checkpoint(pipe, rig, tmp_path):
     a = pipe(CAPTIONS[0], rig, num_inference_steps=2, seed=5, output_type="latent", **SIZE).videos
     b = loaded(CAPTIONS[0], rig, num_inference_steps=2, seed=5, output_type="latent", **SIZE).videos
     torch.testing.assert_close(a, b)
-    with pytest.raises(FileNotFoundError, match="not a Wan2.1 diffusers folder"):
+    with pytest.raises(ModelFilesError, match="does not exist; download Wan-AI/Wan2.1-T2V"):
         SynCamMasterPipeline.from_wan(tmp_path / "nowhere", tmp_path / "step20000.ckpt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFilesError, match="not a Wan2.1 diffusers folder"):
+        SynCamMasterPipeline.from_wan(tmp_path / "empty", tmp_path / "step20000.ckpt")
 
 
 def test_training_intrinsics(pipe):

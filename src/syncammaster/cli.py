@@ -55,6 +55,12 @@ def _load_pipeline(args):
         "bf16": torch.bfloat16,
         "fp16": torch.float16,
     }[args.dtype]
+    if getattr(args, "quiet", False):  # no loading bars either (diffusers' and transformers')
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
     if args.wan is not None:
         if args.model is not None:
             raise CommandError("give either --model or --wan (with --checkpoint), not both")

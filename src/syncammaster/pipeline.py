@@ -13,7 +13,6 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from diffusers.utils.torch_utils import get_module_execution_device, randn_tenso
 from diffusers.video_processor import VideoProcessor
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
+from .model_files import check_checkpoint_file, check_wan_folder
 from .models import SynCamMasterTransformer3DModel
 from .parallel import split_sample
 
@@ -148,14 +148,10 @@ class SynCamMasterPipeline(WanPipeline):
         """
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        wan_folder = Path(wan_folder)
-        absent = [name for name in ("tokenizer", "text_encoder", "vae") if not (wan_folder / name).is_dir()]
-        if absent:
-            raise FileNotFoundError(
-                f"{wan_folder} is not a Wan2.1 diffusers folder (no {', '.join(absent)}/); download "
-                "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (or -14B-Diffusers) and pass its folder"
-            )
+        # One-line errors for a missing or broken folder or checkpoint, before anything heavy is read.
+        wan_folder = check_wan_folder(wan_folder, with_transformer=checkpoint is None)
         if checkpoint is not None:
+            check_checkpoint_file(checkpoint)
             # The Wan folder's transformer config names the head count; otherwise it is inferred (width / 128).
             config_file = wan_folder / "transformer" / "config.json"
             heads = json.loads(config_file.read_text()).get("num_attention_heads") if config_file.is_file() else None

@@ -613,11 +613,14 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         # them as the model's parameters, so the checkpoint is never held twice (nor copied to float32).
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises several types for a file that is not a plain tensor checkpoint
-        raise CheckpointError(f"cannot read {path} as a tensor checkpoint (weights_only=True): {error}") from error
+        reason = " ".join(str(error).split()).split(". ")[0] or type(error).__name__  # torch's first sentence
+        raise CheckpointError(f"cannot read {path} as a tensor checkpoint (weights_only=True): {reason}") from error
 
 
 def _unwrap_state_dict(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Accepts a bare state dict, or one nested under "state_dict" / "module" (Lightning and DeepSpeed files)."""
+    if not isinstance(state_dict, dict) or not all(isinstance(key, str) for key in state_dict):
+        raise CheckpointError(f"checkpoint holds a {type(state_dict).__name__}, not a state dict of named tensors")
     for key in ("state_dict", "module"):
         if key in state_dict and isinstance(state_dict[key], dict):
             state_dict = state_dict[key]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -168,16 +170,33 @@ class TrainConfig:
         return Path(self.cache_dir) if self.cache_dir else self.run_dir / "cache"
 
 
+CONFIG_EXAMPLE = "configs/small/base.toml"
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Reads a TOML config; relative paths inside it are relative to the file's folder."""
+    """Reads a TOML config; relative paths inside it are relative to the file's folder.
+
+    A path that is not a readable TOML file raises FileNotFoundError or ValueError with a one-line message.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config {path} is a folder; pass one stage's TOML file (e.g. {CONFIG_EXAMPLE})")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path} is not a text file; pass a TOML config (e.g. {CONFIG_EXAMPLE})") from None
+    except OSError as error:
+        raise ValueError(f"cannot read config {path} ({error.strerror}); pass a readable TOML file") from None
+    if "\x00" in text:  # valid UTF-8 still, but binary (a weights file, an archive)
+        raise ValueError(f"config {path} is not a text file; pass a TOML config (e.g. {CONFIG_EXAMPLE})")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"config {path} is not valid TOML: {error}") from None
+        raise ValueError(f"config {path} is not valid TOML ({error}); see {CONFIG_EXAMPLE} for the format") from None
     data.update(overrides or {})
+    _check_sections(data, str(path))
     for key in ("data_root", "output_dir", "components", "cache_dir", "base_model", "export_dir"):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((path.parent / data[key]).resolve())
@@ -187,23 +206,84 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     return config_from_dict(data, source=str(path))
 
 
+NESTED_SECTIONS = {"transformer": TransformerConfig, "vae": VAEConfig, "text": TextConfig}
+
+
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Builds a TrainConfig, naming unknown keys (a typo must not be silently ignored)."""
-    nested = {"transformer": TransformerConfig, "vae": VAEConfig, "text": TextConfig}
+    """Builds a TrainConfig, naming unknown keys (a typo must not be silently ignored), missing required keys and
+    values of the wrong type."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{source}: unknown keys {unknown}; known keys: {', '.join(sorted(known))}")
+    required = [f.name for f in dataclasses.fields(TrainConfig)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{source}: required keys {', '.join(missing)} are missing (see {CONFIG_EXAMPLE})")
+    _check_sections(data, source)
+    _check_types(data, TrainConfig, source, "")
     values = dict(data)
-    for key, cls in nested.items():
+    for key, cls in NESTED_SECTIONS.items():
         if key in values:
             section = values[key]
             fields = {f.name for f in dataclasses.fields(cls)}
             bad = sorted(set(section) - fields)
             if bad:
                 raise ValueError(f"{source}: unknown keys {bad} in [{key}]; known: {', '.join(sorted(fields))}")
+            _check_types(section, cls, source, f"[{key}] ")
             values[key] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
     try:
         return TrainConfig(**values)
     except TypeError as error:
         raise ValueError(f"{source}: {error}") from None
+
+
+def _check_sections(data: dict[str, Any], source: str) -> None:
+    for key in NESTED_SECTIONS:
+        if key in data and not isinstance(data[key], dict):
+            raise ValueError(f"{source}: {key} must be a [{key}] table of settings, got {data[key]!r}")
+
+
+def _check_types(values: dict[str, Any], cls: type, source: str, section: str) -> None:
+    """ValueError naming the first value whose type does not fit the field of ``cls`` it sets."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints[key]
+        if key not in NESTED_SECTIONS and not _fits(value, hint):
+            raise ValueError(f"{source}: {section}{key} = {value!r} is not {_describe(hint)}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a TOML value can set a field typed ``hint`` (int for float, list for tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in args)
+    if origin is Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(item, args[0]) for item in value)
+        return len(value) == len(args) and all(_fits(item, arm) for item, arm in zip(value, args, strict=True))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arm) for arm in args if arm is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return "a list of numbers"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint, str(hint))
