@@ -19,8 +19,6 @@ import functools
 import math
 import numbers
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +27,7 @@ from pathlib import Path, PurePosixPath
 import av
 import numpy as np
 
+from .atomic import BACKUP_DIR, staging_folder
 from .cameras import CameraRig, Intrinsics
 
 __all__ = ["Scene", "SceneError", "read_video", "tile_videos", "write_video"]
@@ -261,18 +260,16 @@ class Scene:
                 raise SceneError(f"{target} already exists; choose another output folder (nothing was written)")
 
         # 3. Write everything into a temporary folder on the same filesystem, then move the files in.
+        # The staging folder is locked while in use; one a killed write left is removed by the next (atomic module).
         anchor = out_dir.absolute().parent
         while not anchor.exists():
             anchor = anchor.parent
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=anchor))
-        try:
+        with staging_folder(out_dir, anchor) as staging:
             for rel, write in writers.items():
                 path = staging / "new" / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write(path)
-            _move_all(staging / "new", out_dir, list(writers), backup=staging / "replaced")
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _move_all(staging / "new", out_dir, list(writers), backup=staging / BACKUP_DIR)
         return out_dir
 
     @classmethod

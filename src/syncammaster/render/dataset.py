@@ -25,13 +25,13 @@ import io
 import json
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import write_atomically
 from ..cameras import CameraRig
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, PROMPT_FILE, Scene, video_file
 from .raycast import render_views
@@ -190,21 +190,16 @@ def _plan(out: Path, num_scenes: int, num_views: int, num_frames: int, size: int
 
 
 def _write_metadata(out: Path, num_scenes: int, num_views: int, seed: int) -> None:
-    """metadata.csv (file_name,text; one row per video), written to a temporary file and moved into place."""
+    """metadata.csv (file_name,text; one row per video), all or nothing."""
     names = _camera_names(num_views)
-    handle, temporary = tempfile.mkstemp(prefix=f".{METADATA_FILE}.", suffix=".partial", dir=out)
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["file_name", "text"])
-            for index in range(num_scenes):
-                caption = sample_scene(scene_seed(seed, index)).caption
-                scene = f"{SCENES_SUBDIR}/{scene_dir_name(index)}"
-                writer.writerows([f"{scene}/{video_file(name)}", caption] for name in names)
-        os.replace(temporary, out / METADATA_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["file_name", "text"])
+    for index in range(num_scenes):
+        caption = sample_scene(scene_seed(seed, index)).caption
+        scene = f"{SCENES_SUBDIR}/{scene_dir_name(index)}"
+        writer.writerows([f"{scene}/{video_file(name)}", caption] for name in names)
+    write_atomically(out / METADATA_FILE, text.getvalue())
 
 
 def _render_dataset(
