@@ -1,0 +1,94 @@
+"""Per-step time of one sample split over CPU processes (torch.distributed, gloo) against one process.
+
+The shipped small model at its default generate (4 views of the ``arc`` rig, 17 frames at 128x128, guidance 5):
+each row runs in fresh processes started side by side in one run, times the denoising steps on rank 0 (median of
+the steps after the first) and compares the final latents with those of the one-process row of the same guidance.
+Rows: one process with 2 and with 1 thread; two processes with 1 thread each, which split the guidance branches
+(guidance 5) or the views (guidance 1: 2 views each). On a machine with C cores, two processes of C/2 threads each
+use the same cores as one process of C threads, so the split can only win where one process leaves cores idle
+(small batches) or, as intended, on one GPU per process, where the per-step time approaches 1/N.
+
+    python benchmarks/multiprocess.py --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from syncammaster.cameras import CameraRig
+from syncammaster.cli import default_model_dir
+from syncammaster.model_files import load_model_folder
+
+PROMPT = "a red sphere bounces on a checkered floor"
+
+
+def _worker(rank: int, processes: int, threads: int, guidance: float, steps: int, folder: str) -> None:
+    torch.set_num_threads(threads)
+    group = None
+    if processes > 1:
+        dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=processes)
+        group = dist.group.WORLD
+    pipe = load_model_folder(default_model_dir(), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    stamps: list[float] = []
+
+    def stamp(pipe, step, timestep, tensors):
+        stamps.append(time.perf_counter())
+        return tensors
+
+    latents = pipe(PROMPT, CameraRig.preset("arc", num_views=4), num_inference_steps=steps, guidance_scale=guidance,
+                   seed=0, output_type="latent", callback_on_step_end=stamp, process_group=group).videos
+    if rank == 0:
+        np.savez(f"{folder}/out.npz", latents=latents.numpy(), step_seconds=np.diff(stamps))
+    if group is not None:
+        dist.destroy_process_group()
+
+
+def measure(processes: int, threads: int, guidance: float, steps: int) -> tuple[float, np.ndarray]:
+    """(median seconds per step after the first, final latents) of one run in fresh processes."""
+    with tempfile.TemporaryDirectory() as folder:
+        mp.spawn(_worker, args=(processes, threads, guidance, steps, folder), nprocs=processes, join=True)
+        result = np.load(Path(folder) / "out.npz")
+        return statistics.median(result["step_seconds"].tolist()), result["latents"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=6, help="denoising steps per run (the first is not timed)")
+    args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2 (the first step is not timed)")
+
+    rows = [  # (processes, threads per process, guidance, what the processes split)
+        (1, 2, 5.0, "-"),
+        (1, 1, 5.0, "-"),
+        (2, 1, 5.0, "guidance branches"),
+        (1, 2, 1.0, "-"),
+        (2, 1, 1.0, "views (2 + 2)"),
+    ]
+    load_before = os.getloadavg()[0]
+    results = {row: measure(*row[:3], args.steps) for row in rows}
+    print(f"shipped model, 4 views x 17 frames at 128x128, {args.steps} steps; s/step: median after the first step; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after\n")
+    print("| processes x threads | guidance | split | s/step | vs 1 x 2 threads | max abs latent diff to 1 process |")
+    print("|---|---|---|---|---|---|")
+    for processes, threads, guidance, split in rows:
+        seconds, latents = results[(processes, threads, guidance, split)]
+        base_seconds, base_latents = results[(1, 2, guidance, "-")]
+        difference = float(np.abs(latents - base_latents).max())
+        print(f"| {processes} x {threads} | {guidance:g} | {split} | {seconds:.3f} | {base_seconds / seconds:.2f}x | "
+              f"{difference:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
