@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ..argtypes import int_at_least
 from ..atomic import write_atomically
+from ..model_files import check_components
 from ..scene import read_video
 from .index import DatasetError, SceneIndex
 
@@ -612,6 +613,7 @@ def run_cache(args: argparse.Namespace) -> None:
         raise DatasetError(
             f"{model_dir} has no {'/, '.join(absent)}/; give a Wan2.1 or SynCamMaster diffusers folder as --model"
         )
+    check_components(model_dir, ("vae", "tokenizer", "text_encoder"))  # configs readable, weights whole
     on_gpu = torch.cuda.is_available() if args.device is None else torch.device(args.device).type == "cuda"
     text_dtype = (torch.bfloat16 if on_gpu else torch.float32) if args.dtype == "auto" else _DTYPES[args.dtype]
     index = SceneIndex.build(args.root, strict=args.strict, check_videos=not args.skip_video_check)

@@ -10,6 +10,7 @@ import torch
 
 from ..atomic import save_atomically
 from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
+from ..model_files import check_components
 from .config import TrainConfig
 from .modules import FlowMatchingModule, LearningRateSchedule, VAEModule
 from .runner import VideoClipDataset, fit
@@ -127,6 +128,7 @@ def _components(config: TrainConfig):
     absent = [name for name in ("tokenizer", "text_encoder", "vae") if not (folder / name).is_dir()]
     if absent:
         raise FileNotFoundError(f"components folder {folder} lacks {', '.join(absent)}/; run the text and vae stages")
+    check_components(folder, ("tokenizer", "text_encoder", "vae"))  # configs readable, weights whole
     return (
         AutoTokenizer.from_pretrained(folder / "tokenizer"),
         UMT5EncoderModel.from_pretrained(folder / "text_encoder").eval(),
