@@ -471,7 +471,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--cache", choices=list(CACHE_METHODS), default=None, metavar="NAME",
                      help="skip work between neighbouring steps with one of diffusers' caches: "
                      + "; ".join(f"{name}: {method.summary}" for name, method in CACHE_METHODS.items())
-                     + " (default: none; recommended: taylorseer, about 2.4x less denoising work at 42 dB PSNR "
+                     + " (default: none; recommended: taylorseer, denoising 2.4x faster in CPU time at 42 dB PSNR "
                      "on the shipped model; see benchmarks/cache.py)")
     gen.add_argument("--cache-threshold", type=float, default=None, metavar="X",
                      help="the cache's knob: "
