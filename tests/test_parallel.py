@@ -22,44 +22,52 @@ STEPS = 2
 
 
 def cases() -> dict[str, dict]:
-    """Calls that split differently over 2 processes: the guidance branches, or the views (unevenly)."""
+    """Calls that split differently: over 2 processes the guidance branches, or the views (unevenly)."""
     reference = torch.rand(5, 16, 32, 3, generator=torch.Generator().manual_seed(1))  # (T, H, W, 3) in [0, 1]
     return {
         # guidance 5: one process per branch, each holding the 2 views
         "branches": {"prompt": CAPTIONS[0], "rig": CameraRig.preset("arc", num_views=2), "guidance_scale": 5.0},
         # no guidance: views 0-1 on rank 0 and view 2 on rank 1, two prompts
         "views": {"prompt": CAPTIONS[:2], "rig": CameraRig.preset("arc", num_views=3), "guidance_scale": 1.0},
+        # guidance 5 and 3 views: over 4 processes, two per branch holding views 0-1 and view 2
+        "branches3": {"prompt": CAPTIONS[2], "rig": CameraRig.preset("arc", num_views=3), "guidance_scale": 5.0},
         # a clean reference view (timestep 0) held by rank 1
         "reference": {"prompt": CAPTIONS[1], "rig": CameraRig.preset("orbit", num_views=3), "guidance_scale": 1.0,
                       "reference_video": reference, "reference_view": 2, "reference_mode": "clean"},
     }
 
 
-def run_cases(pipe, **kwargs) -> dict[str, np.ndarray]:
-    return {name: pipe(**call, num_inference_steps=STEPS, seed=3, **SIZE, **kwargs).videos
-            for name, call in cases().items()}
+def run_cases(pipe, names, **kwargs) -> dict[str, np.ndarray]:
+    return {name: pipe(**cases()[name], num_inference_steps=STEPS, seed=3, **SIZE, **kwargs).videos for name in names}
 
 
-def _worker(rank: int, world_size: int, store: str, out: str) -> None:
+def _worker(rank: int, world_size: int, store: str, out: str, names: list[str]) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         pipe = tiny_pipeline()
         pipe.set_progress_bar_config(disable=True)
-        videos = run_cases(pipe, process_group=dist.group.WORLD)
+        videos = run_cases(pipe, names, process_group=dist.group.WORLD)
         np.savez(f"{out}{rank}.npz", **videos)
     finally:
         dist.destroy_process_group()
 
 
+def run_split(tmp_path, processes: int, names: list[str]) -> list[dict[str, np.ndarray]]:
+    """Each rank's videos of the named cases, from ``processes`` processes sharing each call."""
+    args = (processes, str(tmp_path / "store"), str(tmp_path / "rank"), names)
+    mp.spawn(_worker, args=args, nprocs=processes, join=True)
+    return [dict(np.load(tmp_path / f"rank{rank}.npz")) for rank in range(processes)]
+
+
 def test_two_processes_give_the_single_process_videos(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "rank")), nprocs=2, join=True)
+    names = ["branches", "views", "reference"]
+    split_runs = run_split(tmp_path, 2, names)
 
     pipe = tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)
-    single = run_cases(pipe)
-    for rank in range(2):
-        split = np.load(tmp_path / f"rank{rank}.npz")
+    single = run_cases(pipe, names)
+    for rank, split in enumerate(split_runs):
         for name, videos in single.items():
             assert split[name].shape == videos.shape, name
             np.testing.assert_allclose(split[name], videos, rtol=0, atol=1e-4, err_msg=f"{name}, rank {rank}")
@@ -68,6 +76,17 @@ def test_two_processes_give_the_single_process_videos(tmp_path):
     assert np.abs(unsynced - single["views"]).max() > 1e-3
     unguided = pipe(**{**cases()["branches"], "guidance_scale": 1.0}, num_inference_steps=STEPS, seed=3, **SIZE).videos
     assert np.abs(unguided - single["branches"]).max() > 1e-3
+
+
+def test_four_processes_split_branches_and_views(tmp_path):
+    # guidance 5 over 4 processes: two per branch, views 0-1 and 2 of the 3-view rig (the reference case's rig)
+    call = "branches3"
+    split_runs = run_split(tmp_path, 4, [call])
+    pipe = tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    single = run_cases(pipe, [call])[call]
+    for rank, split in enumerate(split_runs):
+        np.testing.assert_allclose(split[call], single, rtol=0, atol=1e-4, err_msg=f"rank {rank}")
 
 
 def test_shares_split_branches_then_views():
