@@ -2,7 +2,8 @@
 
 The shipped small model at its default generate (4 views of the ``arc`` rig, 17 frames at 128x128, guidance 5):
 each row runs in fresh processes started side by side in one run, times the denoising steps on rank 0 (median of
-the steps after the first) and compares the final latents with those of the one-process row of the same guidance.
+the steps after the first; wall time and rank 0's CPU time, steadier on a shared machine) and compares the final
+latents with those of the one-process, one-thread row of the same guidance.
 Rows: one process with 2 and with 1 thread; two processes with 1 thread each, which split the guidance branches
 (guidance 5) or the views (guidance 1: 2 views each). On a machine with C cores, two processes of C/2 threads each
 use the same cores as one process of C threads, so the split can only win where one process leaves cores idle
@@ -40,26 +41,28 @@ def _worker(rank: int, processes: int, threads: int, guidance: float, steps: int
         group = dist.group.WORLD
     pipe = load_model_folder(default_model_dir(), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []  # (wall, this process's CPU time) after each step
 
     def stamp(pipe, step, timestep, tensors):
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
         return tensors
 
     latents = pipe(PROMPT, CameraRig.preset("arc", num_views=4), num_inference_steps=steps, guidance_scale=guidance,
                    seed=0, output_type="latent", callback_on_step_end=stamp, process_group=group).videos
     if rank == 0:
-        np.savez(f"{folder}/out.npz", latents=latents.numpy(), step_seconds=np.diff(stamps))
+        np.savez(f"{folder}/out.npz", latents=latents.numpy(), step_seconds=np.diff(np.array(stamps), axis=0))
     if group is not None:
         dist.destroy_process_group()
 
 
-def measure(processes: int, threads: int, guidance: float, steps: int) -> tuple[float, np.ndarray]:
-    """(median seconds per step after the first, final latents) of one run in fresh processes."""
+def measure(processes: int, threads: int, guidance: float, steps: int) -> tuple[float, float, np.ndarray]:
+    """(median wall and CPU seconds of rank 0 per step after the first, final latents) of one run in fresh
+    processes."""
     with tempfile.TemporaryDirectory() as folder:
         mp.spawn(_worker, args=(processes, threads, guidance, steps, folder), nprocs=processes, join=True)
         result = np.load(Path(folder) / "out.npz")
-        return statistics.median(result["step_seconds"].tolist()), result["latents"]
+        wall, cpu = result["step_seconds"].T
+        return statistics.median(wall.tolist()), statistics.median(cpu.tolist()), result["latents"]
 
 
 def main() -> None:
@@ -74,20 +77,22 @@ def main() -> None:
         (1, 1, 5.0, "-"),
         (2, 1, 5.0, "guidance branches"),
         (1, 2, 1.0, "-"),
+        (1, 1, 1.0, "-"),
         (2, 1, 1.0, "views (2 + 2)"),
     ]
     load_before = os.getloadavg()[0]
     results = {row: measure(*row[:3], args.steps) for row in rows}
     print(f"shipped model, 4 views x 17 frames at 128x128, {args.steps} steps; s/step: median after the first step; "
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after\n")
-    print("| processes x threads | guidance | split | s/step | vs 1 x 2 threads | max abs latent diff to 1 process |")
-    print("|---|---|---|---|---|---|")
+    print("| processes x threads | guidance | split | s/step | vs 1 x 1 thread | rank 0 CPU s/step | "
+          "max abs latent diff to 1 process |")
+    print("|---|---|---|---|---|---|---|")
     for processes, threads, guidance, split in rows:
-        seconds, latents = results[(processes, threads, guidance, split)]
-        base_seconds, base_latents = results[(1, 2, guidance, "-")]
+        seconds, cpu_seconds, latents = results[(processes, threads, guidance, split)]
+        base_seconds, _, base_latents = results[(1, 1, guidance, "-")]
         difference = float(np.abs(latents - base_latents).max())
         print(f"| {processes} x {threads} | {guidance:g} | {split} | {seconds:.3f} | {base_seconds / seconds:.2f}x | "
-              f"{difference:.1e} |")
+              f"{cpu_seconds:.3f} | {difference:.1e} |")
 
 
 if __name__ == "__main__":
