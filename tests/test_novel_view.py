@@ -258,6 +258,7 @@ def write_bytes(path, data):
     ("make_input", "extra", "needle"),
     [
         (lambda d: d / "missing.mp4", [], "does not exist"),
+        (lambda d: d, [], "is a folder"),
         (lambda d: write_bytes(d / "empty.mp4", b""), [], "empty or corrupt"),
         (lambda d: write_bytes(d / "corrupt.mp4", np.random.default_rng(0).bytes(4000)), [], "empty or corrupt"),
         (lambda d: Image.fromarray(random_video(0)[0]).save(d / "still.png") or d / "still.png", [], "still image"),

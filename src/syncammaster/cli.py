@@ -145,6 +145,8 @@ def _read_reference_video(path: str):
     """The ``--video`` frames, checked before any model is loaded: a readable video, not a still image."""
     from .scene import read_video
 
+    if Path(path).is_dir():
+        raise CommandError(f"--video {path} is a folder; give a video file (a scene's videos/camNN.mp4 works)")
     frames = read_video(path)  # (T, H, W, 3); missing, empty or corrupt files raise a one-line SceneError
     if frames.shape[0] == 1:
         raise CommandError(f"{path} holds a single frame (a still image); --video needs a video")
