@@ -246,6 +246,8 @@ def run_ui(args: argparse.Namespace) -> None:
         app.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(out_dir)],
                            theme=theme(), show_error=True)
     except OSError:
+        if args.out is None:  # the temporary folder made above holds nothing yet
+            shutil.rmtree(out_dir, ignore_errors=True)
         raise CommandError(
             f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not this machine's; "
             "pass another --port or --host"
