@@ -6,17 +6,10 @@ from syncammaster import CameraRig
 from syncammaster.caching import CACHE_METHODS, cache_config
 from syncammaster.cli import main
 
-from tiny import CAPTIONS, tiny_pipeline
+from tiny import CAPTIONS
 
 SIZE = {"height": 32, "width": 48, "num_frames": 5}
 STEPS = 8
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    pipeline = tiny_pipeline()
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,6 @@ SIZE = {"height": 32, "width": 48, "num_frames": 9}
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    pipeline = tiny_pipeline()
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
-
-
-@pytest.fixture(scope="module")
 def rig():
     return CameraRig.preset("arc", num_views=3)
 

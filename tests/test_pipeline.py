@@ -6,16 +6,9 @@ from syncammaster import CameraRig, SynCamMasterPipeline, SynCamMasterTransforme
 from syncammaster.model_files import ModelFilesError
 from syncammaster.models.transformer_syncammaster import to_official_state_dict
 
-from tiny import CAPTIONS, tiny_pipeline
+from tiny import CAPTIONS
 
 SIZE = {"height": 32, "width": 48, "num_frames": 9}
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    pipeline = tiny_pipeline()
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 def rebuilt(pipe, folder, **config):
