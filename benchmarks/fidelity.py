@@ -144,6 +144,20 @@ def markdown(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the held-out scenes' size and of their generation, shared with ``novel_view.py``."""
+    parser.add_argument("--views", type=int, default=4, help="views per scene (default 4, as the default generate)")
+    parser.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
+    parser.add_argument("--size", type=int, default=128, help="square video side in pixels (default 128)")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    parser.add_argument("--guidance-scale", type=float, default=None,
+                        help="classifier-free guidance (default: the model's, 5 for the shipped model)")
+    parser.add_argument("--generation-seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--eval-frames", type=int, default=8, help="time steps matched per pair (default 8)")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped small model)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
 def goals(results: dict[str, dict]) -> list[str]:
     """The goals on the verified matches' median; on every match's where a row has no verified match."""
 
@@ -165,16 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=10, help="held-out scenes (default 10)")
     parser.add_argument("--seed", type=int, default=9000, help="render seed of the held-out scenes (default 9000)")
-    parser.add_argument("--views", type=int, default=4, help="views per scene (default 4, as the default generate)")
-    parser.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
-    parser.add_argument("--size", type=int, default=128, help="square video side in pixels (default 128)")
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-    parser.add_argument("--guidance-scale", type=float, default=None,
-                        help="classifier-free guidance (default: the model's, 5 for the shipped model)")
-    parser.add_argument("--generation-seed", type=int, default=0, help="noise seed (default 0)")
-    parser.add_argument("--eval-frames", type=int, default=8, help="time steps matched per pair (default 8)")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped small model)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_generation_arguments(parser)
     parser.add_argument("--out", default="runs/fidelity", help="scene folders and fidelity.json go here")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     args = parser.parse_args()

@@ -41,19 +41,12 @@ from syncammaster.cli import default_model_dir
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
-from syncammaster.render import scene_seed
 from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
-# (render seed, scenes) of the training renders of scripts/train_default_model.sh
-TRAINING_RENDERS = ((1000, 160), (2000, 320))
+from fidelity import add_generation_arguments, held_out_seeds, markdown  # this folder's fidelity benchmark
+
 GIVEN_VIEW = 0  # camera 1 of the rig is the given video
-
-
-def held_out(seed: int, count: int) -> None:
-    training = {scene_seed(render, i) for render, scenes in TRAINING_RENDERS for i in range(scenes)}
-    if training & {scene_seed(seed, i) for i in range(count)}:
-        raise SystemExit(f"--seed {seed} draws scenes used in training; pick another")
 
 
 def angles_from_given(rig: CameraRig) -> list[float]:
@@ -118,11 +111,6 @@ def table(results: dict[str, dict], angles: list[float]) -> list[list[str]]:
     return rows
 
 
-def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows[1:]])
-
-
 def write_strip(path: Path, truth: Scene, made: list[np.ndarray], frames=(0, 8, 16), scale: int = 2) -> None:
     """Two rows of views side by side: the true videos (top) and the generated ones (bottom, view 1 = the input),
     one block of frames per view."""
@@ -150,27 +138,19 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=8, help="held-out scenes (default 8)")
     parser.add_argument("--seed", type=int, default=7000, help="render seed of the held-out scenes (default 7000)")
     parser.add_argument("--rig", default="arc", help="the cameras (default: arc, generate's default)")
-    parser.add_argument("--views", type=int, default=4, help="views per scene (default 4, as the default generate)")
-    parser.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
-    parser.add_argument("--size", type=int, default=128, help="square video side in pixels (default 128)")
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-    parser.add_argument("--guidance-scale", type=float, default=None,
-                        help="classifier-free guidance (default: the model's, 5 for the shipped model)")
-    parser.add_argument("--generation-seed", type=int, default=0, help="noise seed (default 0)")
-    parser.add_argument("--eval-frames", type=int, default=8, help="time steps matched per pair (default 8)")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped small model)")
+    add_generation_arguments(parser)
     parser.add_argument("--compare-model", default=None, metavar="DIR",
-                        help="also score this model folder (clean and renoise), e.g. the model before fine-tuning")
+                        help="also score this model folder (clean reference, text only), e.g. the model before "
+                        "fine-tuning")
     parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                         help="score only these rows of the model (default: all)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="runs/novel_view", help="renders, scene folders and novel_view.json")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     parser.add_argument("--strip", default=None, help="write a PNG of the first scene: true views over generated")
     args = parser.parse_args()
 
     # 1. Held-out ground truth, filmed by the rig.
-    held_out(args.seed, args.scenes)
+    held_out_seeds(args.seed, args.scenes)  # refuses a seed whose scenes trained the model
     out = Path(args.out)
     rig = CameraRig.load(args.rig, num_views=args.views)
     render_dataset(out / "truth", args.scenes, num_frames=args.frames, size=args.size, seed=args.seed, rig=rig,
