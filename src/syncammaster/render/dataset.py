@@ -32,10 +32,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import write_atomically
-from ..cameras import CameraRig
+from ..cameras import CameraRig, Intrinsics
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, PROMPT_FILE, Scene, video_file
 from .raycast import render_views
-from .rig import place_rig, sample_cameras
+from .rig import LOOK_AT, place_rig, sample_cameras
 from .world import sample_scene
 
 __all__ = [
@@ -152,7 +152,9 @@ def _render_scene(job: _SceneJob) -> int:
     settings = job.settings
     spec = sample_scene(job.seed)
     if "rig" in settings:
-        rig = place_rig(CameraRig(np.array(settings["rig"])), size=settings["size"])
+        # The given rig, placed in the scene when the job was planned.
+        rig = CameraRig(np.array(settings["rig"]), intrinsics=Intrinsics.training(settings["size"], settings["size"]),
+                        subject=LOOK_AT)
     else:
         rig = sample_cameras(job.seed, settings["cameras"], size=settings["size"])
     videos, depth = render_views(spec, rig, settings["frames"], settings["size"])  # (V, T, S, S, 3), (V, T, S, S)
@@ -222,7 +224,7 @@ def _render_dataset(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose another output folder")
-    rig_c2w = None if rig is None else place_rig(rig).c2w.tolist()
+    rig_c2w = None if rig is None else place_rig(rig).tolist()
     jobs = _plan(out, num_scenes, num_views, num_frames, size, seed, rig_c2w)
 
     # 2. Render the missing scenes, in parallel over scenes.

@@ -103,14 +103,12 @@ def rig_subject(rig: CameraRig) -> np.ndarray:
     return centres[0] + SUBJECT_DISTANCE * axes[0]
 
 
-def place_rig(rig: CameraRig, size: int | None = None) -> CameraRig:
-    """A static rig moved (translated, not turned: both worlds are Unreal's, Z up) so that what it looks at is the
-    procedural scene's centre :data:`LOOK_AT`; the cameras keep their default names. Per-frame rigs give their first
-    frame. ``size``: the rig carries ``Intrinsics.training(size, size)``, as :func:`sample_cameras`' rigs do."""
+def place_rig(rig: CameraRig) -> np.ndarray:
+    """(V, 4, 4) c2w of a static rig moved (translated, not turned: both worlds are Unreal's, Z up) so that what it
+    looks at is the procedural scene's centre :data:`LOOK_AT`. Per-frame rigs give their first frame."""
     c2w = rig.c2w_at(0).copy()  # (V, 4, 4)
     c2w[:, :3, 3] += np.array(LOOK_AT) - rig_subject(rig)
-    intrinsics = None if size is None else Intrinsics.training(size, size)
-    return CameraRig(c2w, intrinsics=intrinsics, subject=LOOK_AT)
+    return c2w
 
 
 def project_points(rig: CameraRig, intrinsics: Intrinsics, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
