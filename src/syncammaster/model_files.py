@@ -64,13 +64,13 @@ def check_model_folder(folder: str | Path) -> Path:
     index_file = folder / MODEL_INDEX
     if not index_file.is_file():
         config = folder / "config.json"
-        if config.is_file() and _class_name(_read_json(config)) == TRANSFORMER_CLASS:
+        if config.is_file() and _class_name(read_json_object(config)) == TRANSFORMER_CLASS:
             raise ModelFilesError(
                 f"{folder} holds a SynCamMaster transformer alone, not a whole model; {MODEL_FIX}, or use the "
                 "transformer with SynCamMasterTransformer3DModel.from_pretrained"
             )
         raise ModelFilesError(f"{folder} is not a SynCamMaster model folder (no {MODEL_INDEX}); {MODEL_FIX}")
-    index = _read_json(index_file)
+    index = read_json_object(index_file)
     class_name = _class_name(index)
     if class_name == WAN_PIPELINE_CLASS:
         raise ModelFilesError(
@@ -116,7 +116,7 @@ def check_wan_folder(folder: str | Path, with_transformer: bool = False) -> Path
     fix = "download Wan-AI/Wan2.1-T2V-1.3B-Diffusers (or -14B-Diffusers) and pass its folder"
     folder = _existing_folder(folder, fix)
     index_file = folder / MODEL_INDEX
-    index = _read_json(index_file) if index_file.is_file() else {}
+    index = read_json_object(index_file) if index_file.is_file() else {}
     class_name = _class_name(index)
     if class_name == PIPELINE_CLASS:
         raise ModelFilesError(f"{folder} is a SynCamMaster model folder, not a Wan2.1 one; give it as --model {folder}")
@@ -147,7 +147,7 @@ def check_components(folder: str | Path, names: Iterable[str], index: dict | Non
         config_file = subfolder / config_name
         if not config_file.is_file():
             raise ModelFilesError(f"{subfolder} lacks {config_name}; the model is incomplete: {SAVE_AGAIN}")
-        config = _read_json(config_file)
+        config = read_json_object(config_file)
         listed = (index or {}).get(name)
         found = config.get("_class_name")
         if isinstance(listed, list) and len(listed) == 2 and isinstance(found, str) and found != listed[1]:
@@ -176,7 +176,7 @@ def _existing_folder(folder: str | Path, fix: str) -> Path:
     return folder
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     """A JSON object from ``path``; ModelFilesError if it is unreadable, not JSON or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -199,7 +199,7 @@ def _weight_files(subfolder: Path, stem: str) -> list[Path]:
     for index_name in (f"{stem}.safetensors.index.json", f"{stem}.bin.index.json"):
         index_file = subfolder / index_name
         if index_file.is_file():
-            weight_map = _read_json(index_file).get("weight_map")
+            weight_map = read_json_object(index_file).get("weight_map")
             if not isinstance(weight_map, dict) or not weight_map:
                 raise ModelFilesError(f"{index_file} lists no weight shards; {SAVE_AGAIN}")
             shards = [subfolder / shard for shard in sorted(set(weight_map.values()))]

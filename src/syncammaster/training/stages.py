@@ -10,7 +10,7 @@ import torch
 
 from ..atomic import save_atomically
 from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
-from ..model_files import check_components
+from ..model_files import check_components, read_json_object
 from .config import TrainConfig
 from .modules import FlowMatchingModule, LearningRateSchedule, VAEModule
 from .runner import VideoClipDataset, fit
@@ -224,11 +224,7 @@ def _transformer_folder(folder: str | Path) -> tuple[Path, str | None, dict]:
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} holds no transformer (no config.json, no transformer/config.json); "
                                 "pass the folder exported by the base stage or a Wan diffusers folder")
-    try:
-        config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_file} is not valid JSON ({error}); export the model again") from None
-    return folder, subfolder, config
+    return folder, subfolder, read_json_object(config_file)  # one-line ModelFilesError when unreadable
 
 
 def _load_wan_transformer(folder: str | Path):
