@@ -87,7 +87,7 @@ def _load_pipeline(args):
 
 def _check_cache(args) -> float | None:
     """``--cache`` / ``--cache-threshold``, checked before any model is loaded; the threshold to use."""
-    from .caching import CACHE_METHODS, cache_config
+    from .caching import cache_config
 
     if args.cache is None:
         if args.cache_threshold is not None:
@@ -103,12 +103,10 @@ def _check_cache(args) -> float | None:
 def _add_loras_and_cache(pipe, args, cache_threshold: float | None) -> None:
     """Loads each ``--lora FILE[:SCALE]`` into the transformer and turns on ``--cache``."""
     if args.lora:
-        names = []
-        for index, (path, scale) in enumerate(args.lora):
-            name = f"lora{index}"
+        names = [f"lora{index}" for index in range(len(args.lora))]
+        for name, (path, _) in zip(names, args.lora, strict=True):
             pipe.load_lora_weights(path, adapter_name=name)
-            names.append((name, scale))
-        pipe.set_adapters([name for name, _ in names], [scale for _, scale in names])
+        pipe.set_adapters(names, [scale for _, scale in args.lora])
     if args.cache is not None:
         from .caching import cache_config
 

@@ -484,7 +484,7 @@ class SynCamMasterPipeline(WanPipeline):
             reference_rows = torch.arange(batch_size, device=device) * num_views + reference_view  # (B,)
             is_reference = torch.zeros(batch_size * num_views, dtype=torch.bool, device=device)
             is_reference[reference_rows] = True
-            is_reference = is_reference.repeat(2 if do_cfg else 1)  # both guidance branches see it clean
+            is_reference = is_reference.repeat(num_branches)  # both guidance branches see it clean
 
         # 6. Denoise: conditional and unconditional passes batched in one forward; with several processes, each
         # runs its share of the rows and all of them take the same step with everyone's velocities.
@@ -587,7 +587,5 @@ def reference_frames(video) -> np.ndarray:
 
 
 def _frame_count_hint(available: int, stride: int) -> str:
-    """The longest valid (stride k + 1) frame count within ``available`` frames, as advice."""
-    if available < 1:
-        return "the video is empty"
+    """The longest valid (stride k + 1) frame count within ``available`` >= 1 frames, as advice."""
     return f"at most {(available - 1) // stride * stride + 1} frames fit"
