@@ -19,7 +19,7 @@ result must beat); the true views through the model's VAE (the best any sampler 
 model before fine-tuning, to see what the fine-tuning changed in both jobs). Ground truth itself scores PSNR
 infinity and is not a row.
 
-Run from the repository root (about 25 s per generated row and scene on an idle 2-core CPU at the defaults):
+Run from the repository root (6 scenes with --compare-model took 22 minutes on a shared 2-core CPU):
 
     python benchmarks/novel_view.py --scenes 8 --out runs/novel_view --markdown runs/novel_view/table.md \\
         --strip docs/novel_view.png
