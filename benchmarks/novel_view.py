@@ -21,8 +21,8 @@ infinity and is not a row.
 
 Run from the repository root (6 scenes with --compare-model took 22 minutes on a shared 2-core CPU):
 
-    python benchmarks/novel_view.py --scenes 8 --out runs/novel_view --markdown runs/novel_view/table.md \\
-        --strip docs/novel_view.png
+    python benchmarks/novel_view.py --scenes 6 --out runs/novel_view --markdown runs/novel_view/table.md \\
+        --strip docs/novel_view.png --compare-model runs/model_v7
 """
 
 from __future__ import annotations
