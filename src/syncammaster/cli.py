@@ -198,6 +198,13 @@ def _join_processes(args):
 def cmd_generate(args) -> None:
     from .cameras import CameraRig
 
+    if args.prompts is not None:  # many scenes: see syncammaster.batch
+        from .batch import run_batch
+
+        return run_batch(args)
+    if args.ranks_per_scene != 1:
+        raise CommandError("--ranks-per-scene needs --prompts FILE; one --prompt is shared by all the processes")
+
     # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
@@ -216,11 +223,19 @@ def cmd_generate(args) -> None:
     if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CommandError("--cache does not combine with several processes (each would skip different steps); "
                            "drop --cache or run one process")
+    if args.compile:
+        from .compilation import check_compile
+
+        check_compile(args.device)
 
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
     group = _join_processes(args)
     pipe = _load_pipeline(args)
     _add_loras_and_cache(pipe, args, cache_threshold)
+    if args.compile:
+        from .compilation import compile_transformer
+
+        compile_transformer(pipe)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
     if reference is not None:
@@ -429,7 +444,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     commands.required = True
 
     gen = commands.add_parser("generate", help="generate one video per camera of a rig (writes a scene folder)")
-    gen.add_argument("--prompt", required=True, help="the caption of the scene")
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the caption of the scene")
+    what.add_argument("--prompts", metavar="FILE",
+                      help="many scenes, one a line, into the data set --out DIR (DIR/train/generated/sceneNNNN/ and "
+                      "DIR/metadata.csv; a second run skips finished scenes): JSON Lines with the keys prompt, rig, "
+                      "views, seed, video, video_view, negative_prompt (all but prompt optional; the flags give what "
+                      "a line leaves out; relative paths start from FILE's folder), or plain text, one prompt a line. "
+                      "Scene k without a seed of its own is seeded from --seed and k")
     gen.add_argument("--rig", default="arc", help="a preset (see 'syncammaster cameras') or a camera_extrinsics.json")
     gen.add_argument("--views", type=positive_int, default=None, help="use the first N cameras of the rig")
     gen.add_argument("--frames", type=frame_count, help="video frames, 4k+1 (default: the model's; 17 for the shipped "
@@ -444,7 +466,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--negative-prompt", default=None,
                      help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
-    gen.add_argument("--out", required=True, help="output scene folder")
+    gen.add_argument("--out", required=True, help="output scene folder (with --prompts: the data set folder)")
     gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
     gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
     gen.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
@@ -480,6 +502,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--lora", type=lora_file_and_scale, action="append", default=[], metavar="FILE[:SCALE]",
                      help="a LoRA for the transformer (diffusers/peft keys, or the original Wan/kohya names; may "
                      "include the multi-view layers), at SCALE (default 1); repeat for several")
+    gen.add_argument("--compile", action="store_true",
+                     help="compile the transformer's blocks (torch.compile): the first scene pays for compiling, "
+                     "the later ones run faster; for --prompts runs (see RESULTS.md, 'Compiled generation')")
+    gen.add_argument("--ranks-per-scene", type=positive_int, default=1, metavar="K",
+                     help="with --prompts under torchrun: processes sharing each scene (its guidance branches, then "
+                     "its views); the processes form groups of K and each group makes its share of the scenes "
+                     "(default 1: every process makes whole scenes)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     gen.set_defaults(func=cmd_generate)
 
