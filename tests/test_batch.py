@@ -282,3 +282,19 @@ def test_a_killed_batch_resumes_without_redoing_finished_scenes(model_dir, tmp_p
     assert whole.returncode == 0, whole.stderr[-2000:]
     same_dataset(out, tmp_path / "whole")
 
+
+
+@pytest.mark.slow
+def test_compiled_batch_makes_the_eager_scenes(model_dir, tmp_path, capsys):
+    prompts = write_lines(tmp_path / "prompts.txt", [CAPTIONS[0], CAPTIONS[1]])
+    argv = ["generate", "--prompts", str(prompts), "--model", str(model_dir), "--quiet", *FLAGS]
+    cached = ["--steps", "6", "--cache", "taylorseer"]  # steps 4 and 5 are extrapolated
+    runs = {"eager": [], "compiled": ["--compile"], "eager cached": cached, "compiled cached": [*cached, "--compile"]}
+    for name, extra in runs.items():
+        code, _, err = run([*argv, "--out", str(tmp_path / name), *extra], capsys)
+        assert code == 0, err
+    for k in range(2):
+        for name in ("eager", "eager cached"):
+            eager = frames(tmp_path / name / SCENES / f"scene000{k}").astype(float)
+            compiled = frames(tmp_path / name.replace("eager", "compiled") / SCENES / f"scene000{k}")
+            assert np.abs(compiled - eager).mean() < 1.0, name  # 8-bit levels: float rounding only

@@ -2,14 +2,17 @@
 
 diffusers' caches reuse work between neighbouring denoising steps: First Block Cache skips every block after the
 first when the first block's residual barely changed since the last full step; TaylorSeer runs the model fully every
-few steps and extrapolates the outputs of its layers in between; Pyramid Attention Broadcast reuses the output of an
+few steps and extrapolates the outputs of its layers in between; TaylorSeer-Lite extrapolates the model's output
+alone, so the steps in between skip the blocks whole; Pyramid Attention Broadcast reuses the output of an
 attention layer for a few steps; FasterCache does the same and also approximates the unconditional branch of
 classifier-free guidance from the conditional one. The hooks come from ``diffusers.hooks`` unchanged;
 ``SynCamMasterTransformerBlock`` is registered with diffusers' block registry where the model is defined.
 
-Measured on the shipped model at the default generate (``benchmarks/cache.py``): TaylorSeer every 3 steps runs 38%
-of the blocks' work at 42.5 dB PSNR to the uncached videos, First Block Cache at 0.1 runs 47% at 35.4 dB (at 0.2:
-33%, 26.5 dB); hence the defaults below.
+The defaults below were chosen on the shipped model at the default generate (``benchmarks/cache.py``; RESULTS.md,
+"Caches"): TaylorSeer-Lite, the recommended cache, runs 12 of the 50 steps fully (the first 6, then every 8th) at
+about 35 dB PSNR to the uncached videos; TaylorSeer every 3 steps runs 38% of the blocks' work at 42.5 dB, but the
+layers it leaves to run between its full steps (norms, modulation, the multi-view regrouping) cost a small model a
+large share of a step; First Block Cache at 0.1 runs 47% at 35.4 dB (at 0.2: 33%, 26.5 dB).
 
 ``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``cache_config`` builds one
 from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line (``CacheMethod.knob``
@@ -28,6 +31,9 @@ from typing import Any
 SELF_ATTENTION_LAYERS = (r"blocks\.\d+\.attn1$", r"blocks\.\d+\.mvs_attn$")
 # Layers whose outputs TaylorSeer extrapolates: every attention and feed-forward output of every block.
 TAYLORSEER_LAYERS = [r"blocks\.\d+\.(attn1|mvs_attn|attn2|ffn)"]
+# TaylorSeer-Lite runs this many first steps fully: the early steps set the scene's layout, and extrapolating from
+# them costs more fidelity than the same number of full steps spent later (RESULTS.md, "Caches").
+TAYLORSEER_LITE_FULL_FIRST_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,19 @@ def _taylorseer(interval: float, current_timestep: Callable[[], float]):
         max_order=1,
         taylor_factors_dtype=torch.float32,
         cache_identifiers=TAYLORSEER_LAYERS,
+    )
+
+
+def _taylorseer_lite(interval: float, current_timestep: Callable[[], float]):
+    import torch
+    from diffusers.hooks import TaylorSeerCacheConfig
+
+    return TaylorSeerCacheConfig(
+        cache_interval=_whole_number(interval, "taylorseer-lite"),
+        disable_cache_before_step=TAYLORSEER_LITE_FULL_FIRST_STEPS,
+        max_order=1,
+        taylor_factors_dtype=torch.float32,
+        use_lite_mode=True,  # extrapolate the output projection; the blocks return nothing in between
     )
 
 
@@ -108,6 +127,13 @@ CACHE_METHODS: dict[str, CacheMethod] = {
         "steps between full computations",
         3,
         _taylorseer,
+    ),
+    "taylorseer-lite": CacheMethod(
+        f"run the first {TAYLORSEER_LITE_FULL_FIRST_STEPS} steps and then every N-th fully, extrapolate the model's "
+        "output in between, skipping the blocks whole (TaylorSeer-Lite, first order)",
+        "steps between full computations",
+        8,
+        _taylorseer_lite,
     ),
     "pyramid-attention": CacheMethod(
         "reuse self- and multi-view attention outputs for N steps at mid-range timesteps (Pyramid Attention Broadcast)",
