@@ -389,12 +389,14 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .ranks import global_rank
     from .training import load_config, train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps is not None else {}
     config = load_config(args.config, overrides)
     folder = train(config, restart=args.restart, progress_bar=not args.quiet)
-    print(f"stage {config.stage}: exported to {folder}/")
+    if global_rank() == 0:  # every process of a multi-process run returns here; one reports
+        print(f"stage {config.stage}: exported to {folder}/")
 
 
 # ---------------------------------------------------------------------- parser
@@ -546,13 +548,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .cameras import CameraError
     from .models import CheckpointError
+    from .ranks import RankZeroError, global_rank
     from .scene import SceneError
 
     try:
         args.func(args)
-    except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError) as error:
-        # Under torchrun every process checks the same input and fails alike: rank 0 says it once.
-        if os.environ.get("RANK", "0") == "0":
+    except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError,
+            RankZeroError) as error:
+        # In a multi-process run every process checks the same input and fails alike: rank 0 says it once.
+        if global_rank() == 0:
             print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

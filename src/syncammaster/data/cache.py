@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from ..argtypes import int_at_least
 from ..atomic import write_atomically
 from ..model_files import check_components
+from ..ranks import global_rank, on_global_zero
 from ..scene import read_video
 from .index import DatasetError, SceneIndex
 
@@ -451,8 +452,8 @@ class CacheWriter:
 @dataclass(frozen=True)
 class CacheReport:
     num_items: int  # captions + videos of the index
-    num_written: int  # encoded by this run
-    num_skipped: int  # already in the cache
+    num_written: int  # encoded by this run (all its processes), each item once
+    num_skipped: int  # already in the cache when it started
 
     def __str__(self) -> str:
         return f"encoded {self.num_written} of {self.num_items} items ({self.num_skipped} were already cached)"
@@ -506,11 +507,11 @@ def cache_dataset(
         storage_dtype: "float32" or "bfloat16" (halves the cache; the release's data was bf16).
         num_workers: DataLoader processes decoding videos.
         use_lightning: run through ``lightning.Trainer(accelerator="auto", devices=devices, strategy="auto")
-            .predict``: items are sharded over the devices by Lightning's distributed sampler.
+            .predict``: one process per device, each encoding its own share of the items (each item once).
         progress: show a progress bar.
 
     Returns:
-        what was encoded and what was already there.
+        what was encoded and what was already there (the same in every process of a multi-process run).
     """
     # 1. Check inputs, and that every video is long enough, before anything is written.
     settings = CacheSettings(num_frames, height, width, max_sequence_length, storage_dtype)
@@ -533,11 +534,11 @@ def cache_dataset(
     dataset = CacheItemDataset(pending, settings)
 
     # 4. Encode and write.
-    is_main_process = True
+    num_written = 0
     if pending and use_lightning:
         from .cache_lightning import cache_with_lightning
 
-        is_main_process = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
+        num_written = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
     elif pending:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -546,13 +547,13 @@ def cache_dataset(
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
         with tqdm(total=len(pending), desc="caching", unit="item", disable=not progress) as bar:
             for batch in loader:
-                writer.write_batch(batch)
+                num_written += writer.write_batch(batch)
                 bar.update(len(batch))
 
-    # 5. Record the index next to the cache, so training can read it without scanning the dataset again.
-    if is_main_process:
-        index.save(cache_dir / CACHE_INDEX_FILE)
-    return CacheReport(len(items), len(pending), len(items) - len(pending))
+    # 5. Record the index next to the cache, so training can read it without scanning the dataset again. In a
+    #    multi-process run rank 0 writes it once every process has written its share; all wait until it is there.
+    on_global_zero(lambda: index.save(cache_dir / CACHE_INDEX_FILE))
+    return CacheReport(len(items), num_written, len(items) - len(pending))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -641,4 +642,5 @@ def run_cache(args: argparse.Namespace) -> None:
         use_lightning=args.lightning,
         devices=args.devices,
     )
-    print(f"{report} into {args.out}")
+    if global_rank() == 0:
+        print(f"{report} into {args.out}")
