@@ -132,9 +132,10 @@ def test_two_processes_train_the_one_process_model(inputs, one_process, two_proc
         assert torch.equal(one[name], start[name]) and torch.equal(two[name], start[name]), name
     assert all(not torch.equal(one[name], start[name]) for name in trained)
     # The same per-group gradients, summed in another order (one batched matmul against an all-reduce of two) and
-    # carried through 12 AdamW steps: float32 rounding apart, a few 1e-6 against updates of about 1e-3 per step.
+    # carried through 12 AdamW steps: float32 rounding apart (3e-7 measured) where training moved each weight by up
+    # to 1e-2. Other draws or other batches would differ by the size of an update.
     for name in trained:
-        torch.testing.assert_close(two[name], one[name], rtol=0, atol=2e-5, msg=name)
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=5e-6, msg=name)
     # The logged loss is the global batch's in both (the mean over the processes).
     one_losses, two_losses = losses(one_process), losses(run_dir)
     assert sorted(one_losses) == sorted(two_losses) == list(range(1, STEPS + 1))
