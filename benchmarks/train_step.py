@@ -4,9 +4,10 @@ The shipped small model's transformer (its MVS module trained, the rest frozen, 
 global batch: 2 groups of 4 views, 17 frames at 128x128 (5 x 16 x 16 latents), 64 text tokens, random latents drawn
 per item. Each row runs the real runner (``training.runner.fit``: Lightning, the step sampler, metrics) in a fresh
 command, so process start-up is not timed; rank 0 stamps the end of every step, and the table gives the median
-wall and rank-0 CPU seconds per step after the warm-up steps. Rows: one process of batch 2 with 2 and with 1 thread,
-two processes of batch 1 with 1 thread each (DDP over gloo, gradients all-reduced every step). The last column is
-the largest difference of the trained weights from the first row's: the processes train the same model.
+wall and rank-0 CPU seconds per step after the warm-up steps. Rows: one process of batch 2 with 1 thread (the
+reference) and with 2, two processes of batch 1 with 1 thread each (DDP over gloo, gradients all-reduced every
+step). "speed" is the reference's wall time over the row's; the last column is the largest difference of the trained
+weights from the reference's: the processes train the same model.
 
 On a machine with C cores, two processes of C/2 threads use the cores one process of C threads uses: on a CPU the
 split can only win where one process leaves cores idle; on one GPU per process the step time approaches 1/N.
@@ -38,7 +39,7 @@ from syncammaster.training.config import config_from_dict
 from syncammaster.training.runner import fit
 
 GLOBAL_GROUPS, VIEWS, LATENT_FRAMES, LATENT_SIZE, TEXT_TOKENS = 2, 4, 5, 16, 64  # configs/small/sync.toml's batch
-ROWS = [(1, 2), (1, 1), (2, 1)]  # (processes, threads per process)
+ROWS = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process); the first is the reference
 
 
 class RandomGroups(torch.utils.data.Dataset):
@@ -154,12 +155,12 @@ def main() -> None:
             results.append((processes, threads, result))
         base = results[0][2]
         print(f"\n{args.steps} steps per row; median of the last {base['timed']} step intervals on rank 0\n")
-        print("| processes x batch | threads each | s/step (wall) | rank-0 CPU s/step | wall vs first row "
-              "| max abs weight difference from the first row |")
+        print("| processes x batch | threads each | s/step (wall) | rank-0 CPU s/step | speed vs 1 x 2, 1 thread "
+              "| max abs weight difference from 1 x 2, 1 thread |")
         print("|---|---|---|---|---|---|")
         for processes, threads, result in results:
             print(f"| {processes} x {GLOBAL_GROUPS // processes} | {threads} | {result['wall']:.3f} "
-                  f"| {result['cpu']:.3f} | {result['wall'] / base['wall']:.2f}x | {result['difference']:.1e} |")
+                  f"| {result['cpu']:.3f} | {base['wall'] / result['wall']:.2f}x | {result['difference']:.1e} |")
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 

@@ -21,7 +21,8 @@ NUM_TRAIN_TIMESTEPS = 1000
 
 
 def step_generator(module: pl.LightningModule, seed: int, batch_index: int) -> torch.Generator:
-    """A training step's random draws depend only on (seed, step, rank): a resumed run draws what the original would.
+    """One generator for a whole training step (the VAE stage's): its draws depend only on (seed, step, rank), so a
+    resumed run draws what the original would (but N processes draw otherwise than one; see ``group_generators``).
 
     Lightning's checkpoints do not hold torch's global RNG, so every draw of a step comes from this generator."""
     attached = module._trainer is not None
