@@ -179,7 +179,8 @@ class FlowMatchingModule(pl.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def on_load_checkpoint(self, checkpoint):
-        if self.is_multiview:
+        # Under DeepSpeed the engine restores every weight from its own checkpoint folder: no state_dict here.
+        if self.is_multiview and "state_dict" in checkpoint:
             missing = self.state_dict().keys() - checkpoint["state_dict"].keys()
             checkpoint["state_dict"].update({k: self.state_dict()[k] for k in missing})
 
