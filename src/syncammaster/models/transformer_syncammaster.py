@@ -140,7 +140,9 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         shift, scale, gate = (self.scale_shift_table_mvs + temb[:, 0:3].float()).chunk(3, dim=1)  # 3 x (B*V, 1, D)
         norm_hidden_states = self.norm_mvs(hidden_states.float()) * (1 + scale) + shift  # (B*V, F*H*W, D)
 
-        camera = self.cam_encoder(camera_embedding.to(self.cam_encoder.weight.dtype))  # (B*V, F, D)
+        # The camera enters in the compute dtype of the hidden states: the encoder's stored weight dtype may differ
+        # (layerwise casting stores it in float8 and casts it to the compute dtype for each forward).
+        camera = self.cam_encoder(camera_embedding.to(hidden_states.dtype))  # (B*V, F, D)
         norm_hidden_states = norm_hidden_states.unflatten(1, (num_frames, tokens_per_frame))  # (B*V, F, H*W, D)
         norm_hidden_states = (norm_hidden_states + camera.unsqueeze(2)).type_as(hidden_states)
 
