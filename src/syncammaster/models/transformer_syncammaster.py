@@ -39,6 +39,7 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformerBlock,
     _get_qkv_projections,
 )
+from diffusers.utils import apply_lora_scale
 
 from ..parallel import ViewSplit
 
@@ -466,6 +467,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
 
     # ------------------------------------------------------------------ forward
 
+    @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -487,7 +489,8 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
                 module, so the views are generated independently (the paper's ablation).
             num_views: V.
             return_dict: return a ``Transformer2DModelOutput`` instead of a tuple.
-            attention_kwargs: accepted for diffusers pipeline compatibility; unused.
+            attention_kwargs: as in diffusers' Wan transformer: ``{"scale": s}`` scales the loaded LoRA layers for
+                this forward (peft backend).
             view_split: when one sample's views are split over processes (``syncammaster.parallel``): which of
                 the ``view_split.num_views`` views these V are; the multi-view attention gathers the others' keys
                 and values from ``view_split.group``. Inference only.
