@@ -661,7 +661,7 @@ class SynCamMasterPipeline(WanPipeline):
             rows = split.share.rows(num_samples, num_views).to(device)
             local_views = split.share.stop - split.share.start
             split_kwargs = {"view_split": split.views} if split.views is not None else {}
-            cameras = cameras[rows]
+            context, cameras = context[rows], cameras[rows]
         self._num_timesteps = len(timesteps)
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -679,7 +679,7 @@ class SynCamMasterPipeline(WanPipeline):
                 velocity = self.transformer(
                     model_input[rows].to(transformer_dtype),
                     timestep[rows],
-                    context[rows],
+                    context,
                     camera_embedding=cameras if sync else None,
                     num_views=local_views,
                     return_dict=False,
@@ -701,13 +701,13 @@ class SynCamMasterPipeline(WanPipeline):
                         self, step, t, {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
                     ) or {}  # a callback that returns nothing changes nothing
                     latents = outputs.get("latents", latents)
-                    new_embeds = (outputs.get("prompt_embeds", prompt_embeds),
-                                  outputs.get("negative_prompt_embeds", negative_prompt_embeds))
+                    new_embeds = (outputs.get("prompt_embeds", prompt_embeds),  # (B, L, text_dim)
+                                  outputs.get("negative_prompt_embeds", negative_prompt_embeds) if do_cfg else None)
                     if new_embeds[0] is not prompt_embeds or new_embeds[1] is not negative_prompt_embeds:
                         prompt_embeds, negative_prompt_embeds = new_embeds
                         context = self._text_context(
                             prompt_embeds, negative_prompt_embeds, repeats, device, transformer_dtype
-                        )
+                        )[rows]
                 progress_bar.update()
         self._current_timestep = None
 
