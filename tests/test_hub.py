@@ -209,6 +209,22 @@ def test_cli_repo_ids_give_the_same_videos_as_the_folders(cached, local, tmp_pat
 LOCAL = "pass its local path"
 
 
+def test_cache_command_takes_a_repo_id(cached, local, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(Path(__file__).parent / "data")
+    from tiny_scenes import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    settings = ["--frames", "9", "--height", "32", "--width", "32", "--max-sequence-length", "16", "--device", "cpu"]
+    code, out, err = _run(["cache", str(data), "--model", WAN_ID, "--out", str(tmp_path / "cache"), *settings], capsys)
+    assert code == 0, err
+    assert "encoded 15 of 15 items" in out
+    # The folder holds the same encoders: the cache they made is complete for it.
+    code, out, err = _run(["cache", str(data), "--model", str(local["wan"]), "--out", str(tmp_path / "cache"),
+                           *settings], capsys)
+    assert code == 0, err
+    assert "encoded 0 of 15 items (15 were already cached)" in out
+
+
 @pytest.mark.parametrize("flags,needles", [
     (["--wan", "tiny-org/absent", "--checkpoint", CHECKPOINT_ID], ["tiny-org/absent", "HF_HUB_OFFLINE", LOCAL]),
     (["--wan", WAN_ID, "--checkpoint", "tiny-org/absent-ckpt"], ["tiny-org/absent-ckpt/step20000.ckpt", LOCAL]),

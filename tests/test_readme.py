@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RELEASE_HUB_OWNERS = ("Wan-AI/", "KwaiVGI/")
 NEEDS_DOWNLOADS = ("models/", "configs/paper/")
-# Folders of a working copy that are outputs or downloads, not part of the repository.
-NOT_COPIED = (".git", "outputs", "runs", "models", "data", "cache", "*.egg-info", "__pycache__", ".pytest_cache",
-              ".ruff_cache")
+# Top-level folders of a working copy that are outputs, downloads or tool state, not part of the repository.
+NOT_COPIED = {".git", ".venv", "venv", "outputs", "runs", "models", "data", "cache", ".pytest_cache", ".ruff_cache"}
 
 
 def readme_commands() -> list[str]:
@@ -75,8 +74,12 @@ def test_the_rules_keep_the_cpu_commands():
 
 
 def _copy_of_the_repository(folder: Path) -> Path:
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        top = NOT_COPIED if Path(directory) == ROOT else set()
+        return {name for name in names if name in top or name == "__pycache__" or name.endswith(".egg-info")}
+
     copy = folder / "repo"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    shutil.copytree(ROOT, copy, ignore=ignore)
     return copy
 
 
