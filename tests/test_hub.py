@@ -5,6 +5,7 @@ sets ``HF_HUB_OFFLINE=1``."""
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -239,9 +240,15 @@ def test_a_repo_not_in_the_cache_is_one_line(flags, needles, cached, tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
-def test_resolve_errors_name_the_repo(cached):
-    with pytest.raises(HubError, match="tiny-org/none/x.ckpt is not in the Hugging Face cache"):
+def test_resolve_errors_name_the_repo(cached, caplog):
+    with pytest.raises(HubError, match="tiny-org/none/x.ckpt is not a local path, and it is not in the Hugging Face"):
         resolve_file("tiny-org/none/x.ckpt")
+    # Without a network huggingface_hub retries each request and warns each time; the one line above says it all.
+    http_logger = logging.getLogger("huggingface_hub.utils._http")
+    http_logger.warning("'[Errno -2] Name or service not known' thrown while requesting HEAD https://huggingface.co/x")
+    http_logger.warning("Retrying in 1s [Retry 1/5].")
+    http_logger.warning("another warning")
+    assert [record.getMessage() for record in caplog.records] == ["another warning"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ with one line naming the repo and the way to use a local copy instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -93,12 +94,28 @@ def resolve_file(
     return fetch_file(repo_id, filename, revision, name=str(name), **hub_kwargs)
 
 
+class _RetryChatter(logging.Filter):
+    """Drops huggingface_hub's warning per retried request ("... thrown while requesting ...", "Retrying in ..."): a
+    fetch that fails in the end says so in one line (``HubError``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "thrown while requesting" not in message and not message.startswith("Retrying in")
+
+
+def _quiet_retries() -> None:
+    http_logger = logging.getLogger("huggingface_hub.utils._http")
+    if not any(isinstance(f, _RetryChatter) for f in http_logger.filters):
+        http_logger.addFilter(_RetryChatter())
+
+
 def fetch_repo(repo_id: str, revision: str | None = None, name: str | None = None, fix: str | None = None,
                **hub_kwargs) -> Path:
     """``snapshot_download(repo_id, revision=revision, **hub_kwargs)``: the snapshot folder in huggingface_hub's cache
     (downloading what it lacks; an interrupted download resumes), or ``HubError`` (``hub_error_message``)."""
     from huggingface_hub import snapshot_download
 
+    _quiet_retries()
     try:
         return Path(snapshot_download(repo_id, revision=revision, **hub_kwargs))
     except hub_failures() as error:
@@ -111,6 +128,7 @@ def fetch_file(repo_id: str, filename: str, revision: str | None = None, name: s
     or ``HubError`` (``hub_error_message``)."""
     from huggingface_hub import hf_hub_download
 
+    _quiet_retries()
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, **hub_kwargs))
     except hub_failures() as error:
@@ -144,19 +162,23 @@ def hub_error_message(error: Exception, repo_id: str, revision: str | None = Non
 
     what = f"{repo_id}/{filename}" if filename else repo_id
     prefix = f"{name} is not a local path, and " if name is not None else ""
+    if name == what:  # the name given is the repo (or file) itself: say "it" after it
+        what = "it"
+    repo = "it" if name == repo_id else repo_id
     local = fix or LOCAL_COPY_FIX
     if isinstance(error, LocalEntryNotFoundError):  # offline, or the Hub unreachable, and not in the cache
         reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached")
         return f"{prefix}{what} is not in the Hugging Face cache ({reason}); {local}"
     if isinstance(error, GatedRepoError):
-        return (f"{prefix}{repo_id} is gated on the Hugging Face Hub: accept its terms on the repo page and log in "
+        return (f"{prefix}{repo} is gated on the Hugging Face Hub: accept its terms on the repo page and log in "
                 f"(hf auth login), or {local}")
     if isinstance(error, RepositoryNotFoundError):
-        return (f"{prefix}the Hugging Face Hub has no repo {repo_id} (or it is private: log in with hf auth login); "
+        missing = "such repo" if repo == "it" else f"repo {repo_id}"
+        return (f"{prefix}the Hugging Face Hub has no {missing} (or it is private: log in with hf auth login); "
                 f"check the name, or {local}")
     if isinstance(error, RevisionNotFoundError):
-        return f"{prefix}{repo_id} has no revision {revision!r} on the Hugging Face Hub; give another --revision"
+        return f"{prefix}{repo} has no revision {revision!r} on the Hugging Face Hub; give another --revision"
     if isinstance(error, EntryNotFoundError):
-        return f"{prefix}{repo_id} has no file {filename}; give OWNER/REPO/FILE naming a file of the repo"
+        return f"{prefix}{repo} has no file {filename}; give OWNER/REPO/FILE naming a file of the repo"
     reason = " ".join(str(error).split()).split(". ")[0] or type(error).__name__
     return f"{prefix}cannot fetch {what} from the Hugging Face Hub ({reason}); {local}"
