@@ -422,7 +422,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", default=None, help=REVISION_HELP)
 
 
-
 COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, function running it)
     "render": ("render procedural multi-camera scenes (SynCamVideo layout)", ".render.dataset",
                "add_render_arguments", "run_render"),

@@ -146,7 +146,7 @@ class SynCamMasterPipeline(WanPipeline):
         """A Wan2.1-T2V diffusers folder (tokenizer/, text_encoder/, vae/, transformer/) + a released checkpoint.
 
         Either may be a Hugging Face repo id instead of a path (``syncammaster.hub``): ``wan_folder``
-        ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (only the parts needed are fetched: no transformer with a checkpoint),
+        ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (only the parts needed: no transformer weights with a checkpoint),
         ``checkpoint`` ``KwaiVGI/SynCamMaster-Wan2.1`` (its ``step20000.ckpt``) or ``OWNER/REPO/FILE``; ``revision``
         applies to both. With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros /
         copies), the starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
