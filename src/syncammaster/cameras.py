@@ -436,7 +436,7 @@ class CameraRig:
             self._c2w[indices], [self._names[i] for i in indices], intrinsics=self._intrinsics, subject=self._subject
         )
 
-    # -- the SynCamMaster embedding (DESIGN section 2) -----------------------------------------------------------
+    # -- the SynCamMaster embedding (docs/architecture.md, section 1.2) -------------------------------------------
 
     def relative_c2w(self, num_frames: int) -> np.ndarray:
         """(V, num_frames, 4, 4) poses relative to view 0 of the same frame: ``rel_v = inv(c2w_0) @ c2w_v``.

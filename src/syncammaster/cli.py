@@ -1,4 +1,5 @@
-"""The ``syncammaster`` command: generate, cameras, convert, render, sample-list, cache, evaluate, train.
+"""The ``syncammaster`` command: generate, cameras, convert, render, sample-list, cache, evaluate, train, export, ui,
+download.
 
 Every failure ends in one line on stderr (``syncammaster <command>: error: ...``) and a non-zero exit code; a failed
 command leaves its output folder as it found it.
@@ -17,6 +18,7 @@ from pathlib import Path
 from .argtypes import frame_count, lora_file_and_scale, non_negative_int, positive_int, size
 from .atomic import save_atomically
 from .caching import CACHE_METHODS
+from .hub import CHECKPOINT_FILE, CHECKPOINT_REPO, WAN_REPO
 
 RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
@@ -45,6 +47,7 @@ def default_model_dir() -> Path:
 def _load_pipeline(args):
     import torch
 
+    from .hub import resolve_folder
     from .model_files import load_model_folder
     from .pipeline import SynCamMasterPipeline
 
@@ -55,25 +58,29 @@ def _load_pipeline(args):
         "bf16": torch.bfloat16,
         "fp16": torch.float16,
     }[args.dtype]
-    if getattr(args, "quiet", False):  # no loading bars either (diffusers' and transformers')
+    if getattr(args, "quiet", False):  # no loading or download bars either (diffusers', transformers', the Hub's)
         import diffusers
+        import huggingface_hub
         import transformers
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
+    revision = getattr(args, "revision", None)
     if args.wan is not None:
         if args.model is not None:
             raise CommandError("give either --model or --wan (with --checkpoint), not both")
-        pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+        pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype, revision=revision)
     else:
         if args.checkpoint is not None:
-            raise CommandError("--checkpoint needs --wan WAN_FOLDER (the Wan2.1-T2V diffusers folder it extends)")
+            raise CommandError("--checkpoint needs --wan WAN (the Wan2.1-T2V diffusers folder or repo id it extends)")
         if args.model is None and not (default_model_dir() / "model_index.json").is_file():
             raise CommandError(
                 "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
                 "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
             )
-        pipe = load_model_folder(args.model if args.model is not None else default_model_dir(), dtype=dtype)
+        model = resolve_folder(args.model, revision) if args.model is not None else default_model_dir()
+        pipe = load_model_folder(model, dtype=dtype)
     if args.cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -291,6 +298,7 @@ def cmd_cameras(args) -> None:
 def cmd_convert(args) -> None:
     import torch
 
+    from .hub import resolve_file
     from .model_files import check_checkpoint_file
     from .models import SynCamMasterTransformer3DModel
 
@@ -299,15 +307,15 @@ def cmd_convert(args) -> None:
         raise CommandError(f"{out} is a file; choose a new --out folder")
     if out.exists() and any(out.iterdir()):
         raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
-    check_checkpoint_file(args.checkpoint)
+    checkpoint = check_checkpoint_file(resolve_file(args.checkpoint, args.revision))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     if args.wan is not None:
         from .pipeline import SynCamMasterPipeline
 
-        model = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+        model = SynCamMasterPipeline.from_wan(args.wan, checkpoint, torch_dtype=dtype, revision=args.revision)
     else:
         model = SynCamMasterTransformer3DModel.from_official_checkpoint(
-            args.checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
+            checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
         )
     save_atomically(model.save_pretrained, out)
     print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
@@ -401,6 +409,20 @@ def cmd_train(args) -> None:
 
 # ---------------------------------------------------------------------- parser
 
+HUB_FILE_NAMES = f"a Hugging Face repo id ({CHECKPOINT_REPO} means its {CHECKPOINT_FILE}; or OWNER/REPO/FILE)"
+REVISION_HELP = "branch, tag or commit of every Hugging Face repo id given (default: main)"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --wan, --checkpoint and --revision: the model a command runs, as local paths or Hub repo ids."""
+    parser.add_argument("--model", default=None, help="SynCamMaster diffusers folder or Hugging Face repo id "
+                        "(default: the shipped small model)")
+    parser.add_argument("--wan", default=None, help=f"Wan2.1-T2V diffusers folder or repo id ({WAN_REPO}, or the "
+                        "14B), used with --checkpoint")
+    parser.add_argument("--checkpoint", default=None, help=f"released SynCamMaster checkpoint: a file, or "
+                        f"{HUB_FILE_NAMES}")
+    parser.add_argument("--revision", default=None, help=REVISION_HELP)
+
 
 COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, function running it)
     "render": ("render procedural multi-camera scenes (SynCamVideo layout)", ".render.dataset",
@@ -412,6 +434,8 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
     "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
                "add_export_arguments", "run_export"),
     "ui": ("a web app (Gradio): place the cameras, generate, watch the views", ".ui", "add_ui_arguments", "run_ui"),
+    "download": ("fetch the Wan2.1 base model, the released checkpoint or the SynCamVideo dataset from the Hub",
+                 ".download", "add_download_arguments", "run_download"),
 }
 
 
@@ -447,9 +471,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
     gen.add_argument("--out", required=True, help="output scene folder")
-    gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
-    gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
-    gen.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
+    add_model_arguments(gen)
     gen.add_argument("--video", default=None, metavar="FILE",
                      help="novel views: this video is one camera's view and the others are generated around it "
                      "(its first frames are used, resized and centre-cropped to the output size)")
@@ -494,9 +516,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     cams.set_defaults(func=cmd_cameras)
 
     conv = commands.add_parser("convert", help="released checkpoint -> diffusers folder")
-    conv.add_argument("checkpoint", help="released SynCamMaster checkpoint (step20000.ckpt)")
+    conv.add_argument("checkpoint", help=f"released SynCamMaster checkpoint: a file, or {HUB_FILE_NAMES}")
     conv.add_argument("--out", required=True, help="output folder (new or empty)")
-    conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components: a pipeline")
+    conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components (a folder "
+                      f"or a repo id such as {WAN_REPO}): a pipeline")
+    conv.add_argument("--revision", default=None, help=REVISION_HELP)
     conv.add_argument("--heads", type=positive_int, default=None, help="attention heads (default: width / 128)")
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
@@ -546,17 +570,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from .cameras import CameraError
-    from .models import CheckpointError
-    from .ranks import RankZeroError, global_rank
-    from .scene import SceneError
-
     try:
         args.func(args)
-    except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError,
-            RankZeroError) as error:
+    except Exception as error:
+        if not _is_reported_error(error):
+            raise
         # In a multi-process run every process checks the same input and fails alike: rank 0 says it once.
-        if global_rank() == 0:
+        if _rank() == 0:
             print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -567,6 +587,23 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     return 0
+
+
+def _is_reported_error(error: Exception) -> bool:
+    """Whether ``error`` is one a command reports in one line. The package's own errors (CameraError,
+    CheckpointError, SceneError, ModelFilesError, HubError, ...) are ValueErrors; catching them by that name spares
+    commands such as `download` from importing torch. A RankZeroError (rank 0 failed while writing for all) can only
+    come from a command that imported ``ranks``."""
+    ranks = sys.modules.get(f"{__package__}.ranks")
+    return isinstance(error, (CommandError, ValueError, FileNotFoundError)) or (
+        ranks is not None and isinstance(error, ranks.RankZeroError)
+    )
+
+
+def _rank() -> int:
+    """This process's rank (0 when alone), without importing torch.distributed where no command did."""
+    ranks = sys.modules.get(f"{__package__}.ranks")
+    return ranks.global_rank() if ranks is not None else int(os.environ.get("RANK", "0"))
 
 
 def _one_line(error: BaseException) -> str:

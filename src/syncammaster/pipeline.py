@@ -27,6 +27,7 @@ from diffusers.utils.torch_utils import get_module_execution_device, randn_tenso
 from diffusers.video_processor import VideoProcessor
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
+from .hub import WAN_FILES, WAN_FILES_WITHOUT_TRANSFORMER, resolve_file, resolve_folder
 from .model_files import check_checkpoint_file, check_wan_folder
 from .models import SynCamMasterTransformer3DModel
 from .parallel import split_sample
@@ -160,18 +161,25 @@ class SynCamMasterPipeline(WanPipeline):
         checkpoint: str | os.PathLike | None = None,
         torch_dtype: torch.dtype = torch.bfloat16,
         vae_dtype: torch.dtype = torch.float32,
+        revision: str | None = None,
     ) -> SynCamMasterPipeline:
         """A Wan2.1-T2V diffusers folder (tokenizer/, text_encoder/, vae/, transformer/) + a released checkpoint.
 
-        With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros / copies), the
-        starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
+        Either may be a Hugging Face repo id instead of a path (``syncammaster.hub``): ``wan_folder``
+        ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (only the parts needed: no transformer weights with a checkpoint),
+        ``checkpoint`` ``KwaiVGI/SynCamMaster-Wan2.1`` (its ``step20000.ckpt``) or ``OWNER/REPO/FILE``; ``revision``
+        applies to both. With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros /
+        copies), the starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
         """
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        # One-line errors for a missing or broken folder or checkpoint, before anything heavy is read.
-        wan_folder = check_wan_folder(wan_folder, with_transformer=checkpoint is None)
+        # Local copies of repo ids, then one-line errors for a missing or broken folder or checkpoint, before anything
+        # heavy is read.
+        wan_files = WAN_FILES if checkpoint is None else WAN_FILES_WITHOUT_TRANSFORMER
+        wan_folder = check_wan_folder(resolve_folder(wan_folder, revision, allow_patterns=wan_files),
+                                      with_transformer=checkpoint is None)
         if checkpoint is not None:
-            check_checkpoint_file(checkpoint)
+            checkpoint = check_checkpoint_file(resolve_file(checkpoint, revision))
             # The Wan folder's transformer config names the head count; otherwise it is inferred (width / 128).
             config_file = wan_folder / "transformer" / "config.json"
             heads = json.loads(config_file.read_text()).get("num_attention_heads") if config_file.is_file() else None
@@ -190,6 +198,16 @@ class SynCamMasterPipeline(WanPipeline):
             vae=AutoencoderKLWan.from_pretrained(wan_folder, subfolder="vae", dtype=vae_dtype),
             scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLE_SHIFT),
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SynCamMasterPipeline:
+        """diffusers' ``from_pretrained``, with a Hub repo id fetched through ``syncammaster.hub``: from the cache or
+        the Hub, or one line (``HubError``) naming the repo when it cannot be. ``revision``, ``cache_dir``, ``token``
+        and ``local_files_only`` go to the download."""
+        hub_kwargs = {key: kwargs.pop(key) for key in ("revision", "cache_dir", "token", "local_files_only")
+                      if key in kwargs}
+        folder = resolve_folder(pretrained_model_name_or_path, **hub_kwargs)
+        return super().from_pretrained(folder, **kwargs)
 
     @classmethod
     def lora_state_dict(cls, pretrained_model_name_or_path_or_dict, **kwargs):

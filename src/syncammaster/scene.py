@@ -1,4 +1,5 @@
-"""One scene folder in the SynCamVideo layout (DESIGN section 4): synchronized videos, cameras, intrinsics, prompt.
+"""One scene folder in the SynCamVideo layout (docs/architecture.md, section 3.1): synchronized videos, cameras,
+intrinsics, prompt.
 
 ```
 scene/

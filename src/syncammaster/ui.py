@@ -24,6 +24,7 @@ from .cli import (
     _load_pipeline,
     _one_line,
     _read_reference_video,
+    add_model_arguments,
     generated_scene,
     write_generated_scene,
 )
@@ -206,10 +207,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
 
 def add_ui_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``syncammaster ui`` flags to ``parser``; :func:`run_ui` takes the parsed arguments."""
-    parser.add_argument("--model", default=None,
-                        help="SynCamMaster diffusers folder (default: the shipped small model)")
-    parser.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
-    parser.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
+    add_model_arguments(parser)  # --model, --wan, --checkpoint, --revision: folders, files or Hub repo ids
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)")
     parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
     parser.add_argument("--out", default=None,

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ..argtypes import int_at_least
 from ..atomic import write_atomically
+from ..hub import resolve_folder
 from ..model_files import check_components
 from ..ranks import global_rank, on_global_zero
 from ..scene import read_video
@@ -566,6 +567,7 @@ def _devices(text: str) -> int | str:
 
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+ENCODER_FILES = ["model_index.json", "vae/*", "tokenizer/*", "text_encoder/*"]  # what caching reads of a model repo
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
@@ -576,8 +578,10 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         metavar="DIR",
-        help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/)",
+        help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/), or its Hugging Face repo id "
+        "(e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers: only those parts are fetched)",
     )
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of a --model repo id (default: main)")
     parser.add_argument("--out", required=True, metavar="CACHE", help="cache folder (new, or a cache to complete)")
     parser.add_argument("--frames", type=int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
     parser.add_argument("--height", type=int_at_least(1), default=480, help="pixels after resize and crop (480)")
@@ -608,7 +612,7 @@ def run_cache(args: argparse.Namespace) -> None:
     from diffusers import AutoencoderKLWan
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    model_dir = Path(args.model)
+    model_dir = resolve_folder(args.model, args.revision, allow_patterns=ENCODER_FILES)
     absent = [name for name in ("vae", "tokenizer", "text_encoder") if not (model_dir / name).is_dir()]
     if absent:
         raise DatasetError(

@@ -111,7 +111,8 @@ def resolve_intrinsics(
     """The pixel intrinsics to score ``scene`` with, and where they came from.
 
     Order: ``intrinsics`` given by the caller, then the scene's own ``intrinsics.json``, then the training formula
-    (DESIGN section 4) fx = fy = focal_per_side * max(W, H) with the released model's 24 / 23.76 by default.
+    (docs/architecture.md, section 2.2) fx = fy = focal_per_side * max(W, H) with the released model's 24 / 23.76 by
+    default.
     """
     height, width = scene.videos[0].shape[1:3]
     if intrinsics is not None:
@@ -257,7 +258,8 @@ def evaluate_scene(
 
 
 def evaluate_scene_dir(path: str | Path, settings: EvaluationSettings | None = None, **kwargs) -> SceneEvaluation:
-    """``evaluate_scene`` on a scene folder (DESIGN section 4); SceneError / CameraError if it cannot be read."""
+    """``evaluate_scene`` on a scene folder (docs/architecture.md, section 3.1); SceneError / CameraError if it cannot
+    be read."""
     path = Path(path)
     return evaluate_scene(Scene.read(path), settings, name=kwargs.pop("name", str(path)), **kwargs)
 

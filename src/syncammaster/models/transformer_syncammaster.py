@@ -41,6 +41,7 @@ from diffusers.models.transformers.transformer_wan import (
 )
 from diffusers.utils import apply_lora_scale
 
+from ..hub import resolve_file
 from ..parallel import ViewSplit
 
 # ``ModelMixin`` is imported above because diffusers' pipeline loader resolves a custom component's base class by
@@ -376,9 +377,13 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         cls,
         checkpoint: str | os.PathLike | dict[str, torch.Tensor],
         torch_dtype: torch.dtype | None = None,
+        revision: str | None = None,
         **config: Any,
     ) -> SynCamMasterTransformer3DModel:
         """Loads a released SynCamMaster checkpoint (e.g. ``step20000.ckpt``: the whole DiT state dict, Wan key names).
+
+        ``checkpoint``: a state dict, a file, or a Hugging Face repo id fetched through ``syncammaster.hub``
+        (``KwaiVGI/SynCamMaster-Wan2.1`` means its ``step20000.ckpt``; ``OWNER/REPO/FILE`` any file) at ``revision``.
 
         The config is inferred from tensor shapes (heads = width // 128 unless ``num_attention_heads`` is given);
         any keyword overrides an inferred value. Raises ``CheckpointError`` naming missing and unexpected keys.
@@ -388,7 +393,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         if isinstance(checkpoint, dict):
             state_dict = dict(checkpoint)
         else:
-            state_dict = _load_state_dict_file(checkpoint)
+            state_dict = _load_state_dict_file(resolve_file(checkpoint, revision))
         state_dict = _unwrap_state_dict(state_dict)
         inferred = infer_official_config(state_dict, num_attention_heads=config.pop("num_attention_heads", None))
         inferred.update(config)

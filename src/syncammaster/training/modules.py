@@ -1,8 +1,8 @@
 """LightningModules: the model, the loss and the optimizer, nothing else.
 
-``FlowMatchingModule`` trains a transformer by flow matching as SynCamMaster does (DESIGN section 2): x_sigma =
-(1 - sigma) x0 + sigma noise, target = noise - x0, sigmas from Wan's shifted schedule, the release's bell-shaped
-timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconstruction.
+``FlowMatchingModule`` trains a transformer by flow matching as SynCamMaster does (docs/architecture.md, section
+1.3): x_sigma = (1 - sigma) x0 + sigma noise, target = noise - x0, sigmas from Wan's shifted schedule, the release's
+bell-shaped timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconstruction.
 """
 
 from __future__ import annotations
