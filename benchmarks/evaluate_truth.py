@@ -91,16 +91,20 @@ def ladder(scenes: list[Scene], names: list[str], settings: EvaluationSettings) 
     return {rung: summarize(evaluations) for rung, evaluations in rungs.items()}
 
 
-def monotone(summaries: dict[str, dict]) -> str:
-    """Which headline measures grow strictly at every rung (n/a where a measure is empty)."""
+def checks(summaries: dict[str, dict]) -> str:
+    """For each headline measure: does it grow at every rung of truth, 1, 3, 10 deg; is it larger after the swap, and
+    after the swap than at 10 deg (n/a where a measure is empty)."""
     verdicts = []
     for key in HEADLINE_KEYS:
-        values = [paper_row(s)[key] for s in summaries.values()]
+        values = [paper_row(s)[key] for s in summaries.values()]  # truth, the angles, swap
         if any(v is None for v in values):
             verdicts.append(f"{key} n/a")
-        else:
-            verdicts.append(f"{key} {'yes' if all(x < y for x, y in zip(values, values[1:])) else 'NO'}")
-    return ", ".join(verdicts)
+            continue
+        angles, swap = values[:-1], values[-1]
+        grows = all(x < y for x, y in zip(angles[:-1], angles[1:], strict=True))
+        verdicts.append(f"{key}: grows with the angle {'yes' if grows else 'NO'}, swap / truth "
+                        f"{swap / max(values[0], 1e-9):.1f}x, swap above 10 deg {'yes' if swap > angles[-1] else 'no'}")
+    return "; ".join(verdicts)
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -119,7 +123,7 @@ def main() -> None:
     start, load = time.time(), os.getloadavg()
     settings = EvaluationSettings()
     header = ["scene set / rung", *COLUMNS]
-    sections, checks = [], []
+    sections, verdicts = [], []
 
     # 1. The ladder at both sizes, all scenes and the brick wall alone.
     truths = {}
@@ -132,8 +136,8 @@ def main() -> None:
             summaries = ladder([scenes[i] for i in chosen], [folders[i].name for i in chosen], settings)
             rows = [header] + [[f"{size} px, {label}: {rung}", *cells(s)] for rung, s in summaries.items()]
             sections.append(rows)
-            checks.append(f"{size} px, {label}: monotone {monotone(summaries)}")
-            print(text_table(rows), "\n" + checks[-1], flush=True)
+            verdicts.append(f"{size} px, {label}: {checks(summaries)}")
+            print(text_table(rows), "\n" + verdicts[-1], flush=True)
         opencv = summarize([evaluate_scene(s, EvaluationSettings(pose_estimator="opencv"), name=f.name)
                             for s, f in zip(scenes, folders, strict=True)])
         sections.append([header, [f"{size} px truth, OpenCV poses", *cells(opencv)]])
@@ -153,7 +157,7 @@ def main() -> None:
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average at start "
                f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, python {platform.python_version()}, "
                f"{time.time() - start:.0f} s")
-    report = "\n\n".join(markdown(rows) for rows in sections) + "\n\n" + "\n".join(f"- {c}" for c in checks)
+    report = "\n\n".join(markdown(rows) for rows in sections) + "\n\n" + "\n".join(f"- {v}" for v in verdicts)
     report += f"\n- machine: {machine}\n"
     print(report)
     if args.markdown:

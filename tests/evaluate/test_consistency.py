@@ -114,7 +114,7 @@ def test_every_camera_measure_grows_down_the_ladder_of_wrong_cameras(rendered):
     swap = evaluate_scene(swapped(rendered, "cam01", "cam03"), settings).report["summary"]
     for key in ("epipolar_px", "rot_err_deg", "trans_err"):
         values = [s[key] for s in summaries]
-        assert all(x < y for x, y in zip(values, values[1:])), (key, values)
+        assert all(x < y for x, y in zip(values[:-1], values[1:], strict=True)), (key, values)
         assert swap[key] > 10 * values[0], (key, swap[key], values[0])
     assert summaries[2]["epipolar_px"] > 5 * summaries[0]["epipolar_px"]  # 3 degrees: clearly worse
     # The videos did not change: what is estimated from them alone stays as it was.
@@ -133,8 +133,9 @@ def test_a_pair_that_fails_counts_against_the_scene(rendered):
     assert len(failed) == 2 and summary["pairs_scored"] == 1 and summary["coverage"] == pytest.approx(1 / 3)
     chance = CHANCE_FRACTION * SIZE
     assert all(p["epipolar_px"] == chance for p in failed)
-    assert summary["epipolar_px"] == pytest.approx(np.mean([p["epipolar_px"] for p in report["pairs"]]))
-    assert summary["epipolar_px"] > truth["epipolar_px"] + 0.6 * chance
+    scores = [p["epipolar_px"] for p in report["pairs"]]
+    assert summary["epipolar_px"] == pytest.approx(np.exp(np.mean(np.log(scores))))  # geometric mean of all pairs
+    assert summary["epipolar_px"] > 10 * truth["epipolar_px"]
     # The scored pair alone still agrees with the cameras: the secondary median over scored pairs looks fine.
     assert summary["epipolar"]["median_px"] < 1.0
     table = format_table([evaluate_scene(broken, settings, name="broken")])

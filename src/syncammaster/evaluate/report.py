@@ -46,7 +46,7 @@ CLIP_V_MISSING = "no --clip DIR given"
 LEGEND = {
     "Epi px": "headline: Sampson distance (px) of the verified matches to the requested cameras' epipolar lines, "
               "median per pair, capped at chance (0.2 x the longer image side); a pair without a verified consensus "
-              "scores chance; mean over all pairs (lower is better)",
+              "scores chance; geometric mean over all pairs (lower is better)",
     "coverage": "pairs with a verified consensus of >= {min_verified} distinct matches / all pairs (matches of all "
                 "sampled frames pooled for static cameras)",
     "RotErr": "angle (deg) between estimated and requested relative rotation, mean over posed pairs (CameraCtrl)",
