@@ -333,12 +333,12 @@ def _plot_names(scenes: list[Path]) -> list[str]:
 def cmd_evaluate(args) -> None:
     from .cameras import Intrinsics
     from .evaluate import EvaluationSettings, evaluate_scene_dir, summarize
-    from .evaluate.report import format_table, plot_worst_pair, write_json
+    from .evaluate.report import LEGEND, format_table, legend, paper_row, plot_worst_pair, write_json
 
     # 1. Check inputs and outputs before any work.
     if args.intrinsics is not None and args.focal_per_side is not None:
         raise CommandError("give either --intrinsics or --focal-per-side, not both")
-    settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag)
+    settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag, args.pose_estimator)
     intrinsics = Intrinsics.from_json(args.intrinsics) if args.intrinsics is not None else None
     scenes = [Path(s) for s in args.scenes]
     plots_dir = None
@@ -362,7 +362,7 @@ def cmd_evaluate(args) -> None:
 
         clip = ClipScorer(args.clip, device=args.device or "cpu")
 
-    # 2. Score every scene.
+    # 2. Score every scene; any scene that cannot be scored stops the command before anything is written.
     evaluations = []
     for scene in scenes:
         evaluation = evaluate_scene_dir(scene, settings, intrinsics=intrinsics, focal_per_side=args.focal_per_side,
@@ -372,6 +372,8 @@ def cmd_evaluate(args) -> None:
             report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
         evaluations.append(evaluation)
     overall = summarize(evaluations)
+    if clip is not None:
+        overall["clip"] = {"clip_v": sum(e.report["clip"]["clip_v"] or 0.0 for e in evaluations) / len(evaluations)}
 
     # 3. Report: table, JSON, worst-pair plots.
     print(format_table(evaluations, overall, pairs=not args.no_pairs))
@@ -387,8 +389,12 @@ def cmd_evaluate(args) -> None:
     if args.json:
         settings_record = {"frames": args.frames, "ratio": args.ratio, "ransac_px": args.ransac_px,
                            "max_lag": args.max_lag, "matcher": args.matcher or "sift",
-                           "match_threshold": args.match_threshold}
-        write_json(args.json, {"settings": settings_record, "summary": overall,
+                           "match_threshold": args.match_threshold, "pose_estimator": args.pose_estimator}
+        for evaluation in evaluations:
+            evaluation.report["table"] = paper_row(evaluation.report["summary"], evaluation.report.get("clip"))
+        overall["table"] = paper_row(overall, overall.get("clip"))
+        columns = dict(zip(LEGEND, legend(clip is not None), strict=True))
+        write_json(args.json, {"settings": settings_record, "columns": columns, "summary": overall,
                                "scenes": [e.report for e in evaluations]})
         print(f"wrote {args.json}")
 
@@ -532,7 +538,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             getattr(module, add_arguments)(command)
             command.set_defaults(func=getattr(module, run))
 
-    ev = commands.add_parser("evaluate", help="score cross-view consistency of scene folders (matches, epipolar, sync)")
+    ev = commands.add_parser(
+        "evaluate", help="score scene folders against their cameras: epipolar error, RotErr/TransErr, Mat. Pix., sync")
     ev.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (generated, rendered or real)")
     ev.add_argument("--json", default=None, metavar="FILE", help="write every number to this JSON file")
     ev.add_argument("--plots", default=None, metavar="DIR",
@@ -552,6 +559,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--match-threshold", type=float, default=0.0,
                     help="with --matcher: keep matches scoring above this (default 0: the model's own filter)")
     ev.add_argument("--clip", default=None, metavar="DIR", help="local CLIP folder: adds CLIP-T, CLIP-F, CLIP-V")
+    ev.add_argument("--pose-estimator", choices=("colmap", "opencv"), default="colmap",
+                    help="two-view pose fit behind RotErr / TransErr: COLMAP's (pycolmap, default) or OpenCV's")
     ev.add_argument("--device", default=None, help="torch device for CLIP and --matcher (default cpu)")
     ev.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
