@@ -256,6 +256,18 @@ def _rig_view(preset: str, views, rig_file: str | None):
     return rig_figure(rig, f"{rig.num_views} cameras: {name}"), ""
 
 
+def _check_reference(path: str | None):
+    """On upload: a reference video that cannot be used leaves the form at once (no broken player is left in the
+    page), and the line under it says why: (None, the message); a usable one stays: (unchanged, "")."""
+    gr = _gradio()
+    if path:
+        try:
+            _uploaded("Reference video", path, _read_reference_video)
+        except BAD_INPUT as error:
+            return None, f"**Cannot use this video:** {_markdown_text(_one_line(error))}"
+    return gr.update(), ""
+
+
 def _read_form(config, prompt, preset, views, rig_file, reference_video, reference_view, steps, guidance_scale, seed,
                sync, num_frames, height, width, reference_mode: str) -> tuple[str, dict]:
     """The form checked field by field in the order the page shows them: (the rig's name, the pipeline's arguments).
@@ -364,9 +376,10 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                                        info="empty or all: every camera of the rig (4 for arc, elevation, dolly, "
                                        "orbit); N: the first N")
                 rig_file = gr.File(label="camera_extrinsics.json (replaces the preset)", file_types=[".json"],
-                                   type="filepath", height=110)
+                                   type="filepath", height=110, elem_id="rig-file")
                 with gr.Accordion("Reference video (novel views of a given video)", open=False):
                     reference_video = gr.Video(label="Reference video", sources=["upload"], elem_id="reference-video")
+                    reference_message = gr.Markdown(elem_id="reference-message")
                     reference_view = gr.Number(value=0, label="Its camera", info="index in the rig, from 0")
                 with gr.Row():
                     steps = gr.Number(value=DEFAULT_STEPS, label="Steps", info=f"1 to {MAX_STEPS}")
@@ -399,6 +412,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
         preset.change(lambda name: gr.update(info=presets[name]), preset, preset)
         gr.on([preset.change, views.submit, views.blur, rig_file.change], _rig_view, [preset, views, rig_file],
               [rig_view, rig_message])
+        reference_video.upload(_check_reference, reference_video, [reference_video, reference_message])
         generate_button.click(
             generate,
             [prompt, preset, views, rig_file, reference_video, reference_view, steps, guidance_scale, seed, sync,
