@@ -4,7 +4,8 @@ The pipeline is loaded once when the app starts; generations run one at a time. 
 ``syncammaster generate`` does) under the app's output folder, plus a zip of it for download. The page opens on
 working defaults: a typed prompt and Generate give the preset's videos. Every field is checked here, before any work,
 and every failure (a bad field, a camera file that does not parse, an unreadable video, an error while generating) is
-one line in the page, under the Generate button (and under the camera view for the rig); the app keeps serving.
+one line in the page: under the Generate button, and under the camera view or the reference video when those cannot
+be used. The app keeps serving.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ ALL_VIEWS = "all"
 # half side of the drawn cube (training units: 1 = 2 m).
 FRUSTUM_FRACTION = 0.15
 MIN_HALF_SIDE = 0.25
-# Viewpoint of the rig drawing: from behind the cameras and above, as in the CLI's rig.png.
+# Viewpoint of the rig drawing: from behind the cameras and above (as the CLI's rig.png, a little higher).
 VIEW_AZIMUTH_DEG, VIEW_ELEVATION_DEG, VIEW_DISTANCE = -150.0, 30.0, 1.8
 # matplotlib's default colour cycle, so the page and the scene's rig.png colour each camera alike.
 CAMERA_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -69,9 +70,7 @@ def _import_for_ui(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise CommandError(
-            f"the web app needs {module.split('.')[0]}: pip install 'syncammaster[ui]'"
-        ) from None
+        raise CommandError(f"the web app needs {module.split('.')[0]}: pip install 'syncammaster[ui]'") from None
 
 
 def _gradio():
@@ -454,6 +453,7 @@ def run_ui(args: argparse.Namespace) -> None:
     if args.fps <= 0:
         raise CommandError(f"--fps must be positive, got {args.fps}")
     _gradio()  # before the minutes of loading the model
+    _import_for_ui("plotly.graph_objects")
     pipe = _load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     out_dir = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="syncammaster-ui-"))
