@@ -192,7 +192,7 @@ def test_the_rig_drawing_is_centred_on_the_subject_with_equal_axes(preset, views
     centre, sides = _figure_cube(figure)
     np.testing.assert_allclose(centre, rig.subject @ flip.T, atol=1e-9)
     np.testing.assert_allclose(sides, sides[0])
-    assert figure.layout.scene.aspectmode == "cube"
+    assert figure.layout.scene.aspectmode == "cube" and figure.layout.title.text == "title"
     assert [getattr(figure.layout.scene, f"{axis}axis").title.text for axis in "xyz"] == list(axis_names)
     # Every camera is drawn inside the cube, with its name beside it; the subject is marked.
     labels = [trace.text[0] for trace in figure.data if trace.mode == "markers+text"]

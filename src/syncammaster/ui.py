@@ -52,7 +52,7 @@ ALL_VIEWS = "all"
 FRUSTUM_FRACTION = 0.15
 MIN_HALF_SIDE = 0.25
 # Viewpoint of the rig drawing: from behind the cameras and above (as the CLI's rig.png, a little higher).
-VIEW_AZIMUTH_DEG, VIEW_ELEVATION_DEG, VIEW_DISTANCE = -150.0, 30.0, 1.8
+VIEW_AZIMUTH_DEG, VIEW_ELEVATION_DEG, VIEW_DISTANCE = -150.0, 25.0, 2.2
 # matplotlib's default colour cycle, so the page and the scene's rig.png colour each camera alike.
 CAMERA_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                   "#17becf")
@@ -234,12 +234,12 @@ def rig_figure(rig: CameraRig, title: str):
         for i, (axis, axis_name) in enumerate(zip("xyz", axis_names, strict=True))
     }
     layout = go.Layout(
-        title={"text": title, "x": 0.5, "font": {"size": 13}},
+        title={"text": title, "x": 0.5, "font": {"size": 14}, "subtitle": {"text": "drag to turn, scroll to zoom"}},
         scene={**scene, "aspectmode": "cube", "camera": {"eye": dict(zip("xyz", eye.tolist(), strict=True)),
                                                          "up": {"x": 0, "y": 0, "z": 1}}},
         legend={"x": 0.99, "xanchor": "right", "y": 0.98},
-        margin={"l": 0, "r": 0, "t": 36, "b": 0},
-        height=420,
+        margin={"l": 0, "r": 0, "t": 48, "b": 0},
+        height=480,
         template="plotly_white",
         uirevision="rig",  # a redraw keeps the viewpoint the user turned to
     )
@@ -272,7 +272,7 @@ def _read_form(config, prompt, preset, views, rig_file, reference_video, referen
     """The form checked field by field in the order the page shows them: (the rig's name, the pipeline's arguments).
 
     Empty number fields take their defaults (the model's size and guidance, 50 steps, seed 0); a bad value raises a
-    one-line FormError (CameraError, SceneError) naming the field and the fix.
+    one-line FormError (or the rig's CameraError) naming the field and the fix.
     """
     if not prompt or not prompt.strip():
         raise FormError("Prompt: type a prompt, the caption of the scene to generate")
@@ -281,8 +281,7 @@ def _read_form(config, prompt, preset, views, rig_file, reference_video, referen
     if reference_video:
         view = _reference_view(reference_view, rig.num_views)
         frames = _uploaded("Reference video", reference_video, _read_reference_video)
-        reference = {"reference_video": frames, "reference_view": view,
-                     "reference_mode": reference_mode}
+        reference = {"reference_video": frames, "reference_view": view, "reference_mode": reference_mode}
     return rig_name, {
         "prompt": prompt.strip(),
         "rig": rig,
@@ -394,8 +393,8 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                 generate_button = gr.Button("Generate", variant="primary")
                 status = gr.Markdown(elem_id="status")
             with gr.Column(scale=1):
-                rig_view = gr.Plot(value=first_figure, label="Cameras (drag to turn, scroll to zoom)",
-                                   elem_id="rig-view")
+                # No label: the figure's own title names the rig (Gradio would lay its label over the figure).
+                rig_view = gr.Plot(value=first_figure, label="Cameras", show_label=False, elem_id="rig-view")
                 rig_message = gr.Markdown(elem_id="rig-message")
                 grid = gr.Video(label="All views", autoplay=True, loop=True, interactive=False)
         view_videos = gr.State([])
