@@ -175,6 +175,30 @@ def test_bad_uploads_are_one_line_naming_the_file(small_pipe, served, tmp_path):
         _read_form(small_pipe.config, **_form(values, prompt=PROMPT, reference_video=str(upload / "broken.mp4")))
 
 
+def test_a_failure_while_generating_is_one_line_in_the_page_and_writes_nothing(small_pipe, tmp_path, monkeypatch):
+    pytest.importorskip("gradio", reason="Gradio is not installed (pip install -e '.[ui]')")
+    pytest.importorskip("plotly", reason="plotly is not installed (pip install -e '.[ui]')")
+    from syncammaster.ui import build_app
+
+    out = tmp_path / "scenes"
+    app = build_app(small_pipe, out)
+    (generate,) = [function.fn for function in app.fns.values() if function.name == "generate"]
+    values = {block.label: block.value for block in app.blocks.values() if getattr(block, "label", None) and
+              hasattr(block, "value")}
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(small_pipe.transformer, "forward", out_of_memory)  # fails inside the denoising loop
+    form = _form(values, prompt=PROMPT)
+    *_, status = generate(form["prompt"], form["preset"], form["views"], form["rig_file"], None,
+                          form["reference_view"], form["steps"], form["guidance_scale"], form["seed"], form["sync"],
+                          form["num_frames"], form["height"], form["width"])
+    message = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"  # one line, as the page shows it
+    assert status.replace("\\", "") == f"**Generation failed:** {message}"
+    assert list(out.iterdir()) == []
+
+
 def _figure_cube(figure) -> tuple[np.ndarray, np.ndarray]:
     """(centre, side lengths) of the drawn x, y, z ranges."""
     ranges = np.array([getattr(figure.layout.scene, f"{axis}axis").range for axis in "xyz"])  # (3, 2)
