@@ -243,6 +243,12 @@ def test_a_camera_file_is_drawn_around_where_its_optical_axes_meet(tmp_path):
     assert np.linalg.norm(centre - known.subject @ flip.T) < 0.05  # training units (1 = 2 m)
     assert [trace.name for trace in figure.data if trace.mode == "markers"] == ["where the optical axes meet"]
 
+    # Cameras on one line of sight (a dolly) have no such point: the drawing is centred on their mean centre.
+    CameraRig.preset("dolly").to_syncamvideo_json(path)
+    dolly = CameraRig.load(path)
+    centre, _ = _figure_cube(rig_figure(dolly, "title"))
+    np.testing.assert_allclose(centre, dolly.c2w[:, :3, 3].mean(0) @ flip.T, atol=1e-9)
+
 
 # -- the page in a browser ----------------------------------------------------------------------------------------
 
