@@ -110,7 +110,8 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
                 if not 0 <= view < rig.num_views:
                     raise CommandError(f"the reference camera {view} is not in the {rig.num_views}-view rig; "
                                        f"give an index 0 to {rig.num_views - 1}")
-                reference_kwargs = {"reference_video": _read_reference_video(reference_video),
+                clip = _read_reference_video(reference_video, int(num_frames or config.default_num_frames), fps)
+                reference_kwargs = {"reference_video": clip.frames,
                                     "reference_view": view, "reference_mode": reference_mode}
             steps, seed = int(steps), int(seed or 0)  # an emptied seed field is seed 0
 

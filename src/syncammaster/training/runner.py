@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
-from ..scene import read_video
+from ..video import read_video
 from .config import TrainConfig
 
 CHECKPOINT_DIR = "checkpoints"
