@@ -212,7 +212,8 @@ def _opened(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.
             stream.thread_type = "AUTO"  # frame and slice threads: constant extra memory, faster decoding
             yield container, stream
     except av.error.FFmpegError as e:
-        raise VideoError(f"cannot decode video {path} ({e}); the file is empty, corrupt or not a video") from None
+        raise VideoError(f"cannot decode video {path} ({e.strerror or e}); the file is empty or corrupt, or not a "
+                         "video") from None
     except OSError as e:
         raise VideoError(f"cannot read video {path}: {e.strerror or e}") from None
 
