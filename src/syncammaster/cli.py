@@ -438,7 +438,7 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
                     "add_sample_list_arguments", "run_sample_list"),
     "cache": ("encode a dataset's videos (VAE) and captions (text encoder) once", ".data.cache",
               "add_cache_arguments", "run_cache"),
-    "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
+    "export": ("export a scene folder for reconstruction (nerfstudio: a static scene; dnerf: with times)", ".export",
                "add_export_arguments", "run_export"),
     "ui": ("a web app (Gradio): place the cameras, generate, watch the views", ".ui", "add_ui_arguments", "run_ui"),
 }
