@@ -384,8 +384,11 @@ def read_clip(path: str | Path, num_frames: int | None = None, fps: float | None
     if info.duration is not None and start >= info.duration:
         raise VideoError(f"the start {start:g} s is past the end of {info.path} ({info.duration:.2f} s); start earlier")
 
-    # 2. Decode from the key frame before ``start``, converting only the frames kept.
-    frames: list[np.ndarray] = []
+    # 2. Decode from the key frame before ``start``, converting only the frames kept (into one array when their
+    # number is known: no second copy).
+    frames: list[np.ndarray] | np.ndarray = []
+    if num_frames is not None:
+        frames = np.empty((num_frames, info.height, info.width, 3), dtype=np.uint8)  # (T, H, W, 3)
     times: list[float] = []
     with _opened(info.path) as (container, stream):
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -398,18 +401,22 @@ def read_clip(path: str | Path, num_frames: int | None = None, fps: float | None
         decoded = _Decoded(_timed_frames(container, stream, origin, info.fps))
         picked = _every_frame(decoded, start) if fps is None else _sampled(decoded, start, float(fps), info.fps)
         for time, frame in picked:
-            frames.append(convert(frame))
+            if num_frames is None:
+                frames.append(convert(frame))
+            else:
+                frames[len(times)] = convert(frame)
             times.append(time)
-            if num_frames is not None and len(frames) == num_frames:
+            if len(times) == num_frames:
                 break
 
     # 3. Fewer frames than asked: say how many fit, and at which rate the asked number would.
-    if not frames:
+    if not times:
         raise VideoError(f"no frame of {info.path} is at or after {start:g} s; start earlier")
-    if num_frames is not None and len(frames) < num_frames:
-        raise _too_short(info, len(frames), num_frames, fps, start, decoded)
+    if num_frames is not None and len(times) < num_frames:
+        raise _too_short(info, len(times), num_frames, fps, start, decoded)
     rate = info.fps if fps is None else float(fps)
-    return Clip(np.stack(frames), rate, times[0], info, resampled=fps is not None, frames_decoded=decoded.count)
+    frames = frames if isinstance(frames, np.ndarray) else np.stack(frames)
+    return Clip(frames, rate, times[0], info, resampled=fps is not None, frames_decoded=decoded.count)
 
 
 class _Decoded:
