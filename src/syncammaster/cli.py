@@ -249,10 +249,9 @@ def cmd_generate(args) -> None:
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
     group = _join_processes(args)
     if clip is not None and not args.quiet:
-        source_height, source_width = clip.frames.shape[1:3]
         height, width = args.height or defaults["height"], args.width or defaults["width"]
-        resized = f"; resized and centre-cropped to {width}x{height}" if (source_height, source_width) != (
-            height, width) else ""
+        same_size = clip.frames.shape[1:3] == (height, width)
+        resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
         print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
     pipe = _load_pipeline(args)
     _add_loras_and_cache(pipe, args, cache_threshold)
