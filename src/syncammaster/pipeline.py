@@ -410,10 +410,11 @@ class SynCamMasterPipeline(WanPipeline):
             max_sequence_length: text tokens per prompt; default: the length the model was trained with.
             callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
             reference_video: novel-view synthesis (the paper's Sec. 3.5): a given video becomes the view of camera
-                ``reference_view`` and the other views are generated around it. A file, or frames (T, H, W, 3) uint8
-                or float in [0, 1] (numpy, tensor or PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first
-                ``num_frames`` frames are resized and centre-cropped to the output size. In the output, that view is
-                the given video as resized.
+                ``reference_view`` and the other views are generated around it. A file (upright, sampled from its
+                start at ``config.default_fps``), or frames (T, H, W, 3) uint8 or float in [0, 1] (numpy, tensor or
+                PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first ``num_frames`` frames (at least 5) are
+                resized and centre-cropped to the output size. In the output, that view is the given video as
+                resized.
             reference_view: the index, in the rig, of the camera that filmed ``reference_video``.
             reference_mode: ``"clean"``: the reference latent stays clean at timestep 0 throughout and its velocity
                 is discarded; for models fine-tuned for it (``reference_view_prob`` in training, as the shipped small
