@@ -13,7 +13,7 @@ from PIL import Image
 
 from syncammaster.cameras import CameraRig, Intrinsics
 from syncammaster.cli import main
-from syncammaster.export import DNERF_CAMERA_DISTANCE, opencv_to_nerfstudio_c2w
+from syncammaster.export import DNERF_CAMERA_DISTANCE, dnerf_world, opencv_to_nerfstudio_c2w
 from syncammaster.render import project_points
 from syncammaster.scene import Scene
 
@@ -260,6 +260,17 @@ def test_dnerf_world_puts_the_cameras_4_units_around_what_they_look_at(exported_
     np.testing.assert_allclose(np.linalg.det(c2w[:, :3, :3]), 1.0)
     to_origin = -c2w[:, :3, 3] / np.linalg.norm(c2w[:, :3, 3], axis=-1, keepdims=True)
     assert ((to_origin * -c2w[:, :3, 2]).sum(-1) > 0.9).all()  # every camera looks (nearly) at the origin
+
+
+@pytest.mark.parametrize(("preset", "views"), [("arc", 4), ("orbit", 4), ("el", 2), ("dolly", 3), ("arc", 1)])
+def test_dnerf_world_centres_on_the_subject_the_cameras_look_at(preset, views):
+    """Axes that cross meet at the presets' subject; axes on one line (a dolly, one camera) give the point 3 m in
+    front of the foremost camera, which for the presets is the subject too."""
+    rig = CameraRig.preset(preset, num_views=views)
+    centre, scale = dnerf_world(opencv_to_nerfstudio_c2w(rig.c2w))
+    np.testing.assert_allclose(centre, rig.subject * [1, -1, 1], atol=1e-4)  # the exported world negates UE's Y
+    distances = np.linalg.norm(rig.c2w[:, :3, 3] - rig.subject, axis=-1)
+    assert scale * distances.mean() == pytest.approx(DNERF_CAMERA_DISTANCE, rel=1e-4)  # the release's rounded poses
 
 
 def test_dnerf_cameras_reproject_onto_the_render_depth(exported_dnerf):

@@ -26,10 +26,10 @@ another), all of whose frames are both val and test (nerfstudio evaluates on val
 cameras seen in training, at every time. D-NeRF's scenes put the cameras 4 units from an object inside
 [-1.5, 1.5]^3, and their readers assume it (nerfstudio's D-NeRF parser fixes that scene box and its models sample rays
 from 2 to 6 units; 4DGaussians starts from random points in [-1.3, 1.3]^3), so the world is moved to put the point the
-cameras look at (nearest to every optical axis; their centroid when the axes are near parallel) at the origin, and
-scaled so the cameras are on average ``DNERF_CAMERA_DISTANCE`` from it. ``applied_transform`` (3x4, A) and
-``applied_scale`` (s) record the map from the scene's world: x_exported = s * A [x; 1]. 4DGaussians resizes every image
-to 800x800, so square videos suit it.
+cameras look at (nearest to every optical axis; 3 m in front of the foremost camera when the axes are near parallel,
+:func:`dnerf_world`) at the origin, and scaled so the cameras are on average ``DNERF_CAMERA_DISTANCE`` from it.
+``applied_transform`` (3x4, A) and ``applied_scale`` (s) record the map from the scene's world:
+x_exported = s * A [x; 1]. 4DGaussians resizes every image to 800x800, so square videos suit it.
 
 Conventions. Both layouts use OpenGL camera axes: x right, y up, z backward (the camera looks along -z); ours are
 OpenCV's (x right, y down, z forward, see :mod:`syncammaster.cameras`). Their world must be right-handed, while
@@ -49,7 +49,7 @@ import numpy as np
 from PIL import Image
 
 from .atomic import save_atomically
-from .cameras import Intrinsics
+from .cameras import PRESET_SUBJECT_DISTANCE_CM, UE_UNITS_PER_TRAINING_UNIT, Intrinsics
 from .scene import Scene, SceneError
 
 __all__ = [
@@ -70,7 +70,7 @@ IMAGES_DIR = "images"
 # D-NeRF's synthetic scenes: cameras about 4 units from the object (the distance their readers' defaults assume).
 DNERF_CAMERA_DISTANCE = 4.0
 # Optical axes closer to parallel than this (smallest eigenvalue of the mean of I - d d^T, i.e. sin^2 of the spread)
-# do not meet near one point: the export centres on the cameras instead.
+# do not meet near one point: the export centres in front of the cameras instead.
 PARALLEL_AXES = 1e-3
 
 # Camera axes OpenCV (x right, y down, z forward) -> OpenGL (x right, y up, z backward): negate camera y and z, i.e.
@@ -167,8 +167,9 @@ def dnerf_world(c2w: np.ndarray) -> tuple[np.ndarray, float]:
         c2w: (..., 4, 4) OpenGL-axis camera-to-world in a right-handed world (:func:`opencv_to_nerfstudio_c2w`).
 
     Returns:
-        the point the cameras look at (3,): nearest (least squares) to every optical axis, or the cameras' centroid
-        when the axes are near parallel or meet behind the cameras; and the scale putting the cameras on average
+        the point the cameras look at (3,): nearest (least squares) to every optical axis; where the axes are near
+        parallel (one camera, a dolly) or meet behind a camera, the presets' subject distance (3 m) in front of the
+        foremost camera along the mean view direction; and the scale putting the cameras on average
         ``DNERF_CAMERA_DISTANCE`` from it.
     """
     c2w = np.asarray(c2w, dtype=np.float64).reshape(-1, 4, 4)
@@ -176,13 +177,17 @@ def dnerf_world(c2w: np.ndarray) -> tuple[np.ndarray, float]:
     forward = -c2w[:, :3, 2]  # (N, 3): OpenGL cameras look along -z
     off_axis = np.eye(3) - forward[:, :, None] * forward[:, None, :]  # (N, 3, 3): projects out each axis
     normal = off_axis.mean(0)  # (3, 3)
-    centre = centres.mean(0)
+    focus = None
     if np.linalg.eigvalsh(normal)[0] > PARALLEL_AXES:
         focus = np.linalg.solve(normal, (off_axis @ centres[:, :, None]).mean(0)[:, 0])
-        if (((focus - centres) * forward).sum(-1) > 0).all():  # in front of every camera
-            centre = focus
-    distance = np.linalg.norm(centres - centre, axis=-1).mean()
-    return centre, (DNERF_CAMERA_DISTANCE / distance if distance > 1e-9 else 1.0)
+        if not (((focus - centres) * forward).sum(-1) > 0).all():  # behind a camera
+            focus = None
+    if focus is None:
+        view = forward.mean(0) / np.linalg.norm(forward.mean(0))  # (3,)
+        foremost = centres[np.argmax(centres @ view)]
+        focus = foremost + view * PRESET_SUBJECT_DISTANCE_CM / UE_UNITS_PER_TRAINING_UNIT  # cm -> training units
+    distance = np.linalg.norm(centres - focus, axis=-1).mean()
+    return focus, DNERF_CAMERA_DISTANCE / distance
 
 
 def _holdout_index(scene: Scene, holdout: str | None) -> int:
