@@ -15,7 +15,15 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .argtypes import frame_count, lora_file_and_scale, non_negative_int, positive_int, size
+from .argtypes import (
+    frame_count,
+    lora_file_and_scale,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    size,
+)
 from .atomic import save_atomically
 from .caching import CACHE_METHODS
 from .hub import CHECKPOINT_FILE, CHECKPOINT_REPO, WAN_REPO
@@ -146,16 +154,34 @@ def _reference_view_index(rig, view: str) -> int:
     return index
 
 
-def _read_reference_video(path: str):
-    """The ``--video`` frames, checked before any model is loaded: a readable video, not a still image."""
-    from .scene import read_video
+def _read_reference_video(path: str, num_frames: int, fps: float | None = None, start: float = 0.0):
+    """The ``--video`` clip, read before any model loads: ``num_frames`` frames from ``start`` seconds, sampled at
+    ``fps`` (None: every frame), upright (:func:`syncammaster.video.read_clip`; only those frames are decoded).
+
+    Problems end in one line; a clip too short names the ``--frames`` values, the ``--video-fps`` that fit.
+    """
+    from .video import VideoTooShortError, fitting_frame_counts, read_clip
 
     if Path(path).is_dir():
         raise CommandError(f"--video {path} is a folder; give a video file (a scene's videos/camNN.mp4 works)")
-    frames = read_video(path)  # (T, H, W, 3); missing, empty or corrupt files raise a one-line SceneError
-    if frames.shape[0] == 1:
-        raise CommandError(f"{path} holds a single frame (a still image); --video needs a video")
-    return frames
+    counts = fitting_frame_counts(num_frames)
+    if not counts:
+        raise CommandError(f"--frames {num_frames} with --video: a given video needs at least 5 frames (4k+1); "
+                           "give --frames 5 or more")
+    try:
+        return read_clip(path, num_frames, fps, start)
+    except VideoTooShortError as e:
+        fixes = []
+        counts = fitting_frame_counts(e.available)
+        if counts:
+            fixes.append(f"--frames {' or '.join(str(n) for n in counts[-3:])} (4k+1 counts that fit)")
+        if e.fitting_fps is not None:
+            fixes.append(f"--video-fps {e.fitting_fps:g} ({num_frames} frames closer together)")
+        if start > 0:
+            fixes.append("an earlier --video-start")
+        fixes.append("a longer video")
+        fix = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} or {fixes[-1]}"
+        raise CommandError(f"--video {e}; give {fix}") from None
 
 
 def generated_scene(pipe, videos, rig, prompt: str, fps: float):
@@ -209,15 +235,18 @@ def cmd_generate(args) -> None:
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
     _check_out_dir_free(out, rig)
-    reference, reference_view = None, 0
+    clip, reference_view, defaults = None, 0, None
     if args.video is not None:
+        # The given video is read now, before the model loads, against the model's defaults (its config file).
+        from .model_files import video_defaults
+
         reference_view = _reference_view_index(rig, args.video_view)
-        reference = _read_reference_video(args.video)
-        if args.frames is not None and reference.shape[0] < args.frames:
-            raise CommandError(f"--video {args.video} has {reference.shape[0]} frames, fewer than the {args.frames} "
-                               "to generate; give a longer video or lower --frames")
-    elif args.video_view != "0" or args.reference_mode is not None:
-        raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
+        defaults = video_defaults(None if args.wan is not None else args.model or default_model_dir())
+        clip = _read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
+                                     args.video_fps or defaults["fps"], args.video_start)
+    elif args.video_view != "0" or args.reference_mode is not None or args.video_fps or args.video_start:
+        raise CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video FILE "
+                           "(the given view)")
 
     cache_threshold = _check_cache(args)
     if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -226,21 +255,26 @@ def cmd_generate(args) -> None:
 
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
     group = _join_processes(args)
+    if clip is not None and not args.quiet:
+        height, width = args.height or defaults["height"], args.width or defaults["width"]
+        same_size = clip.frames.shape[1:3] == (height, width)
+        resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
+        print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
     pipe = _load_pipeline(args)
     _add_loras_and_cache(pipe, args, cache_threshold)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
-    if reference is not None:
+    if clip is not None:
         # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
         mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
-        reference_kwargs = {"reference_video": reference, "reference_view": reference_view, "reference_mode": mode}
+        reference_kwargs = {"reference_video": clip.frames, "reference_view": reference_view, "reference_mode": mode}
     result = pipe(
         prompt=args.prompt,
         rig=rig,
         negative_prompt=args.negative_prompt,
         height=args.height,
         width=args.width,
-        num_frames=args.frames,
+        num_frames=args.frames if clip is None else clip.frames.shape[0],
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed=args.seed,
@@ -251,14 +285,10 @@ def cmd_generate(args) -> None:
     )
     if group is not None and group.rank() > 0:
         return  # rank 0 writes the scene
-    scene = generated_scene(pipe, result.videos[0], rig, args.prompt, args.fps)
+    # The written videos play at the rate their frames represent: the given video's sampling rate, else the model's.
+    fps = args.fps or (clip.fps if clip is not None else pipe.config.default_fps)
+    scene = generated_scene(pipe, result.videos[0], rig, args.prompt, fps)
     num_frames, height, width = scene.videos[0].shape[:3]  # the model's own size where the command named none
-    if reference is not None and not args.quiet:
-        used, source_height, source_width = reference.shape[:3]
-        resized = (source_height, source_width) != (height, width)
-        print(f"--video: used frames 1-{num_frames} of {used}" + (
-            f"; resized and centre-cropped {source_width}x{source_height} to {width}x{height}" if resized else "")
-            + f"; it is camera {rig.names[reference_view]}")
 
     # 3. Write the scene folder (the given video is its camera's video, as resized).
     write_generated_scene(scene, out, rig_name=args.rig)
@@ -437,7 +467,7 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
                     "add_sample_list_arguments", "run_sample_list"),
     "cache": ("encode a dataset's videos (VAE) and captions (text encoder) once", ".data.cache",
               "add_cache_arguments", "run_cache"),
-    "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
+    "export": ("export a scene folder for reconstruction (nerfstudio: a static scene; dnerf: with times)", ".export",
                "add_export_arguments", "run_export"),
     "ui": ("a web app (Gradio): place the cameras, generate, watch the views", ".ui", "add_ui_arguments", "run_ui"),
     "download": ("fetch the Wan2.1 base model, the released checkpoint or the SynCamVideo dataset from the Hub",
@@ -480,14 +510,22 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_model_arguments(gen)
     gen.add_argument("--video", default=None, metavar="FILE",
                      help="novel views: this video is one camera's view and the others are generated around it "
-                     "(its first frames are used, resized and centre-cropped to the output size)")
+                     "(upright as players show it; --frames frames from --video-start, sampled at --video-fps, "
+                     "resized and centre-cropped to the output size)")
+    gen.add_argument("--video-fps", type=positive_float, default=None, metavar="F",
+                     help="with --video: sample it at F frames per second (default: the model's training rate, 15; "
+                     "a 60 fps clip gives every 4th frame)")
+    gen.add_argument("--video-start", type=non_negative_float, default=0.0, metavar="SECONDS",
+                     help="with --video: the second of the clip to start at (default 0)")
     gen.add_argument("--video-view", default="0", metavar="K",
                      help="with --video: the camera that filmed it, an index into the rig (default 0) or a name")
     gen.add_argument("--reference-mode", choices=["clean", "renoise"], default=None,
                      help="with --video: 'clean' for models fine-tuned for novel views (the shipped one, default), "
                      "'renoise' for text-only models (default with --wan: the released checkpoint)")
     gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
-    gen.add_argument("--fps", type=float, default=15.0, help="frame rate of the written videos (default 15)")
+    gen.add_argument("--fps", type=positive_float, default=None,
+                     help="frame rate of the written videos (default: the rate their frames represent: --video's "
+                     "sampling rate, else the model's training rate, 15)")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     gen.add_argument(
         "--dtype",

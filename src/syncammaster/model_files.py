@@ -12,7 +12,9 @@ loads and fails later). The checks read only small files: JSON configs and the h
   vae/);
 - ``check_checkpoint_file``: a released-format checkpoint (``--checkpoint``, ``convert``);
 - ``load_model_folder``: ``check_model_folder``, then ``SynCamMasterPipeline.from_pretrained``, whose own errors
-  (weights of the wrong shape) also end in one line.
+  (weights of the wrong shape) also end in one line;
+- ``video_defaults``: the video a model generates when a call names none, read before anything heavy is imported
+  (so that ``generate`` checks a given video against it before the model loads).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
+
+from .video import DEFAULT_FPS
 
 MODEL_INDEX = "model_index.json"
 PIPELINE_CLASS = "SynCamMasterPipeline"
@@ -41,6 +45,9 @@ COMPONENT_FILES: dict[str, tuple[str, str | None]] = {
 }
 TOKENIZER_VOCABULARIES = ("tokenizer.json", "spiece.model")  # a fast tokenizer's file, or UMT5's SentencePiece model
 PICKLE_PROTOCOL_2 = b"\x80"  # the first byte of a pre-zip torch.save file (a pickle, protocol >= 2)
+
+# The video size SynCamMaster was trained and is run at.
+RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
 
 SAVE_AGAIN = "save it again (save_pretrained) or copy it anew"
 MODEL_FIX = "pass a SynCamMaster model folder (with model_index.json)"
@@ -106,6 +113,24 @@ def load_model_folder(folder: str | Path, dtype=None):
         return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise ModelFilesError(f"cannot load the model in {folder} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+
+
+def video_defaults(folder: str | Path | None) -> dict[str, float]:
+    """The video a model generates when a call names none: ``num_frames``, ``height``, ``width`` and ``fps`` (its
+    training frame rate), from a checked SynCamMaster folder's ``model_index.json`` (the pipeline config); the
+    released model's for ``None`` (a Wan folder with the released checkpoint) and for keys a folder lacks.
+    """
+    defaults = {"num_frames": RELEASE_NUM_FRAMES, "height": RELEASE_HEIGHT, "width": RELEASE_WIDTH, "fps": DEFAULT_FPS}
+    if folder is None:
+        return defaults
+    index = read_json_object(check_model_folder(folder) / MODEL_INDEX)
+    for name in defaults:
+        value = index.get(f"default_{name}", defaults[name])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ModelFilesError(f"{folder}/{MODEL_INDEX} has default_{name}={value!r}, not a positive number; "
+                                  f"the folder is damaged: {SAVE_AGAIN}")
+        defaults[name] = value
+    return defaults
 
 
 def check_wan_folder(folder: str | Path, with_transformer: bool = False) -> Path:

@@ -28,9 +28,16 @@ from diffusers.video_processor import VideoProcessor
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
 from .hub import WAN_FILES, WAN_FILES_WITHOUT_TRANSFORMER, resolve_file, resolve_folder
-from .model_files import check_checkpoint_file, check_wan_folder
+from .model_files import (
+    RELEASE_HEIGHT,
+    RELEASE_NUM_FRAMES,
+    RELEASE_WIDTH,
+    check_checkpoint_file,
+    check_wan_folder,
+)
 from .models import SynCamMasterTransformer3DModel
 from .parallel import split_sample
+from .video import DEFAULT_FPS, VideoTooShortError, fitting_frame_counts, read_clip
 
 # Wan2.1's default negative prompt (the one the released SynCamMaster inference uses).
 WAN_NEGATIVE_PROMPT = (
@@ -43,8 +50,6 @@ WAN_NEGATIVE_PROMPT = (
 T5_CONTEXT_TOKEN_NUMBER = 512
 # Wan2.1's VAE strides (frames 4k + 1 -> k + 1 latent frames; 8x8 pixels per latent), used without a VAE.
 WAN_VAE_TEMPORAL_STRIDE, WAN_VAE_SPATIAL_STRIDE = 4, 8
-# The video size SynCamMaster was trained and is run at.
-RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
 # Classifier-free guidance of the released inference (Wan2.1's text-to-video default).
 RELEASE_GUIDANCE_SCALE = 5.0
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
@@ -96,7 +101,9 @@ class SynCamMasterPipeline(WanPipeline):
     ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512); ``negative_prompt`` the
     negative caption guidance uses by default (Wan's for the released model; the empty caption for models trained
     with caption dropout, which is what their unconditional branch learned); ``default_guidance_scale`` the
-    classifier-free guidance a call uses when it names none (5.0, the release's).
+    classifier-free guidance a call uses when it names none (5.0, the release's); ``default_fps`` the frame rate of its
+    training videos (15, SynCamVideo's): the rate its videos represent, and the rate a reference video file is sampled
+    at.
 
     Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
     plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
@@ -125,6 +132,7 @@ class SynCamMasterPipeline(WanPipeline):
         default_width: int = RELEASE_WIDTH,
         default_num_frames: int = RELEASE_NUM_FRAMES,
         default_guidance_scale: float = RELEASE_GUIDANCE_SCALE,
+        default_fps: float = DEFAULT_FPS,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
@@ -134,6 +142,8 @@ class SynCamMasterPipeline(WanPipeline):
             raise ValueError(f"the default `negative_prompt` must be a string, got {negative_prompt!r}")
         if not math.isfinite(float(default_guidance_scale)):
             raise ValueError(f"`default_guidance_scale` must be a finite number, got {default_guidance_scale!r}")
+        if not (math.isfinite(float(default_fps)) and default_fps > 0):
+            raise ValueError(f"`default_fps` must be a positive frame rate, got {default_fps!r}")
         self.register_to_config(
             focal_length_per_side=float(focal_length_per_side),
             max_sequence_length=int(max_sequence_length),
@@ -143,6 +153,7 @@ class SynCamMasterPipeline(WanPipeline):
             default_width=int(default_width),
             default_num_frames=int(default_num_frames),
             default_guidance_scale=float(default_guidance_scale),
+            default_fps=float(default_fps),
         )
         if vae is not None:
             self.vae_scale_factor_temporal = vae.config.scale_factor_temporal
@@ -345,19 +356,28 @@ class SynCamMasterPipeline(WanPipeline):
         training).
 
         Args:
-            reference_video: a video file; or frames (T, H, W, 3), uint8 or float in [0, 1], as a numpy array, a
-                tensor or a list of PIL images; or a tensor (T, 3, H, W) in [0, 1] (one view of ``output_type="pt"``).
+            reference_video: a video file (sampled from its start at the model's ``default_fps``,
+                :func:`syncammaster.video.read_clip`); or frames (T, H, W, 3), uint8 or float in [0, 1], as a numpy
+                array, a tensor or a list of PIL images; or a tensor (T, 3, H, W) in [0, 1] (one view of
+                ``output_type="pt"``).
 
         Returns:
             pixels (3, num_frames, height, width) float32 in [-1, 1], and the latent (C, F_latent, h, w) float32.
         """
         from .data.cache import encode_videos, resize_and_crop
 
-        frames = reference_frames(reference_video)  # (T, H', W', 3) uint8
+        stride = self.vae_scale_factor_temporal
+        if num_frames < stride + 1:
+            raise ValueError(f"`num_frames`={num_frames} with a reference video: a video needs at least {stride + 1} "
+                             f"frames ({stride}k+1); give num_frames={stride + 1} or more")
+        try:
+            frames = reference_frames(reference_video, num_frames, self.config.default_fps)  # (T, H', W', 3) uint8
+        except VideoTooShortError as e:
+            raise ValueError(f"{e}; {_frame_count_hint(e.available, stride)}") from None
         if frames.shape[0] < num_frames:
             raise ValueError(
-                f"the reference video has {frames.shape[0]} frames, fewer than the {num_frames} to generate; give a "
-                f"longer video or fewer frames ({_frame_count_hint(frames.shape[0], self.vae_scale_factor_temporal)})"
+                f"the reference video has {frames.shape[0]} frames, fewer than the {num_frames} to generate; "
+                f"{_frame_count_hint(frames.shape[0], stride)}"
             )
         pixels = resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
         vae_device = get_module_execution_device(self.vae)
@@ -532,10 +552,11 @@ class SynCamMasterPipeline(WanPipeline):
                 dict may replace any of them. A diffusers ``PipelineCallback`` names its own tensor inputs.
             max_sequence_length: text tokens per prompt; default: the length the model was trained with.
             reference_video: novel-view synthesis (the paper's Sec. 3.5): a given video becomes the view of camera
-                ``reference_view`` and the other views are generated around it. A file, or frames (T, H, W, 3) uint8
-                or float in [0, 1] (numpy, tensor or PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first
-                ``num_frames`` frames are resized and centre-cropped to the output size. In the output, that view is
-                the given video as resized.
+                ``reference_view`` and the other views are generated around it. A file (upright, sampled from its
+                start at ``config.default_fps``), or frames (T, H, W, 3) uint8 or float in [0, 1] (numpy, tensor or
+                PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first ``num_frames`` frames (at least 5) are
+                resized and centre-cropped to the output size. In the output, that view is the given video as
+                resized.
             reference_view: the index, in the rig, of the camera that filmed ``reference_video``.
             reference_mode: ``"clean"``: the reference latent stays clean at timestep 0 throughout and its velocity
                 is discarded; for models fine-tuned for it (``reference_view_prob`` in training, as the shipped small
@@ -750,13 +771,12 @@ class SynCamMasterPipeline(WanPipeline):
         return SynCamMasterPipelineOutput(frames=videos)
 
 
-def reference_frames(video) -> np.ndarray:
-    """A given video as (T, H, W, 3) uint8 frames: from a file, a list of PIL images, or an array / tensor of frames
+def reference_frames(video, num_frames: int | None = None, fps: float | None = None) -> np.ndarray:
+    """A given video as (T, H, W, 3) uint8 frames: from a file (its first ``num_frames`` frames sampled at ``fps``,
+    upright: :func:`syncammaster.video.read_clip`), a list of PIL images, or an array / tensor of frames
     (T, H, W, 3), uint8 or float in [0, 1], or (T, 3, H, W) float in [0, 1]. Raises a one-line ``ValueError``."""
     if isinstance(video, (str, os.PathLike)):
-        from .scene import read_video
-
-        frames = read_video(video)  # a missing, empty or corrupt file raises SceneError (a ValueError)
+        frames = read_clip(video, num_frames, fps).frames  # file problems: VideoError (a ValueError)
     elif isinstance(video, (list, tuple)):
         if not video:
             raise ValueError("the reference video is an empty list of frames; give at least one frame")
@@ -789,5 +809,9 @@ def reference_frames(video) -> np.ndarray:
 
 
 def _frame_count_hint(available: int, stride: int) -> str:
-    """The longest valid (stride k + 1) frame count within ``available`` >= 1 frames, as advice."""
-    return f"at most {(available - 1) // stride * stride + 1} frames fit"
+    """Advice for a reference video of ``available`` frames: the frame counts (stride k + 1, at least stride + 1)
+    that fit, or that a longer video is needed."""
+    counts = fitting_frame_counts(available, stride, stride + 1)
+    if not counts:
+        return f"give a video of at least {stride + 1} frames"
+    return f"give num_frames {' or '.join(str(n) for n in counts[-3:])} ({stride}k+1 counts that fit) or a longer video"

@@ -256,20 +256,21 @@ def _rig_view(preset: str, views, rig_file: str | None):
     return rig_figure(rig, f"{rig.num_views} cameras: {name}"), ""
 
 
-def _check_reference(path: str | None):
-    """On upload: a reference video that cannot be used leaves the form at once (no broken player is left in the
-    page), and the line under it says why: (None, the message); a usable one stays: (unchanged, "")."""
+def _check_reference(path: str | None, num_frames: int, fps: float):
+    """On upload: a reference video that cannot be used (``num_frames`` frames sampled at ``fps``) leaves the form at
+    once (no broken player is left in the page), and the line under it says why: (None, the message); a usable one
+    stays: (unchanged, "")."""
     gr = _gradio()
     if path:
         try:
-            _uploaded("Reference video", path, _read_reference_video)
+            _uploaded("Reference video", path, lambda clip: _read_reference_video(clip, num_frames, fps))
         except BAD_INPUT as error:
             return None, f"**Cannot use this video:** {_markdown_text(_one_line(error))}"
     return gr.update(), ""
 
 
 def _read_form(config, prompt, preset, views, rig_file, reference_video, reference_view, steps, guidance_scale, seed,
-               sync, num_frames, height, width, reference_mode: str) -> tuple[str, dict]:
+               sync, num_frames, height, width, reference_mode: str, fps: float) -> tuple[str, dict]:
     """The form checked field by field in the order the page shows them: (the rig's name, the pipeline's arguments).
 
     Empty number fields take their defaults (the model's size and guidance, 50 steps, seed 0); a bad value raises a
@@ -278,11 +279,13 @@ def _read_form(config, prompt, preset, views, rig_file, reference_video, referen
     if not prompt or not prompt.strip():
         raise FormError("Prompt: type a prompt, the caption of the scene to generate")
     rig, rig_name = _rig_from_inputs(preset, views, rig_file)
+    num_frames = _field("Frames", num_frames, frame_count)
     reference = {}
     if reference_video:
         view = _reference_view(reference_view, rig.num_views)
-        frames = _uploaded("Reference video", reference_video, _read_reference_video)
-        reference = {"reference_video": frames, "reference_view": view, "reference_mode": reference_mode}
+        used = num_frames or config.default_num_frames
+        clip = _uploaded("Reference video", reference_video, lambda path: _read_reference_video(path, used, fps))
+        reference = {"reference_video": clip.frames, "reference_view": view, "reference_mode": reference_mode}
     return rig_name, {
         "prompt": prompt.strip(),
         "rig": rig,
@@ -290,7 +293,7 @@ def _read_form(config, prompt, preset, views, rig_file, reference_video, referen
         "guidance_scale": _guidance(guidance_scale, config.default_guidance_scale),
         "seed": _in_range("Seed", _field("Seed", seed, non_negative_int, 0), MAX_SEED),
         "sync": bool(sync),
-        "num_frames": _field("Frames", num_frames, frame_count),
+        "num_frames": num_frames,
         "height": _field("Height", height, size),
         "width": _field("Width", width, size),
         **reference,
@@ -331,7 +334,8 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
         try:
             # 1. Check the form before any work.
             rig_name, call = _read_form(config, prompt, preset, views, rig_file, reference_video, reference_view,
-                                        steps, guidance_scale, seed, sync, num_frames, height, width, reference_mode)
+                                        steps, guidance_scale, seed, sync, num_frames, height, width, reference_mode,
+                                        fps)
             steps, seed = call["num_inference_steps"], call["seed"]
 
             # 2. Generate, with a progress bar over the denoising steps.
@@ -411,7 +415,10 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
         preset.change(lambda name: gr.update(info=presets[name]), preset, preset)
         gr.on([preset.change, views.submit, views.blur, rig_file.change], _rig_view, [preset, views, rig_file],
               [rig_view, rig_message])
-        reference_video.upload(_check_reference, reference_video, [reference_video, reference_message])
+        def check_reference(path):
+            return _check_reference(path, config.default_num_frames, fps)
+
+        reference_video.upload(check_reference, reference_video, [reference_video, reference_message])
         generate_button.click(
             generate,
             [prompt, preset, views, rig_file, reference_video, reference_view, steps, guidance_scale, seed, sync,

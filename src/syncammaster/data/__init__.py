@@ -23,7 +23,7 @@ from .cache import (
     text_file,
 )
 from .dataset import LatentViewDataset, collate_views
-from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex, probe_video
+from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex
 from .views import (
     add_sample_list_arguments,
     camera_angles,
@@ -52,7 +52,6 @@ __all__ = [
     "latents_file",
     "load_clip",
     "pad_prompt_embeds",
-    "probe_video",
     "read_cache_config",
     "resize_and_crop",
     "run_cache",

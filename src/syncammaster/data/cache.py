@@ -48,7 +48,7 @@ from ..atomic import write_atomically
 from ..hub import resolve_folder
 from ..model_files import check_components
 from ..ranks import global_rank, on_global_zero
-from ..scene import read_video
+from ..video import VideoTooShortError, read_clip
 from .index import DatasetError, SceneIndex
 
 __all__ = [
@@ -139,12 +139,13 @@ def load_clip(path: str | Path, num_frames: int, height: int, width: int) -> tor
     Returns:
         (3, num_frames, height, width) float32 in [-1, 1], the layout the VAE takes.
     """
-    frames = read_video(path)  # (T_video, h, w, 3) uint8
-    if frames.shape[0] < num_frames:
+    try:
+        frames = read_clip(path, num_frames).frames  # (T, h, w, 3) uint8; only these frames are decoded
+    except VideoTooShortError as e:
         raise DatasetError(
-            f"video {path} has {frames.shape[0]} frames, fewer than the {num_frames} to cache; cache fewer frames"
-        )
-    return resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
+            f"video {path} has {e.available} frames, fewer than the {num_frames} to cache; cache fewer frames"
+        ) from None
+    return resize_and_crop(frames, height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
 from ..ranks import global_rank
-from ..scene import read_video
+from ..video import read_video
 from .config import TrainConfig
 
 if TYPE_CHECKING:
