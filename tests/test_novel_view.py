@@ -8,7 +8,7 @@ from PIL import Image
 
 from syncammaster import CameraRig, SynCamMasterTransformer3DModel
 from syncammaster.cli import main
-from syncammaster.data.cache import resize_and_crop
+from syncammaster.encoding import resize_and_crop
 from syncammaster.pipeline import reference_frames
 from syncammaster.scene import Scene, read_video, write_video
 from syncammaster.training import FlowMatchingModule

@@ -56,8 +56,7 @@ def _load_pipeline(args):
     import torch
 
     from .hub import resolve_folder
-    from .model_files import load_model_folder
-    from .pipeline import SynCamMasterPipeline
+    from .pipeline import SynCamMasterPipeline, load_model_folder
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {

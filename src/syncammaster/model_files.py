@@ -11,8 +11,6 @@ loads and fails later). The checks read only small files: JSON configs and the h
 - ``check_components``: some component subfolders of either (training and caching read tokenizer/, text_encoder/,
   vae/);
 - ``check_checkpoint_file``: a released-format checkpoint (``--checkpoint``, ``convert``);
-- ``load_model_folder``: ``check_model_folder``, then ``SynCamMasterPipeline.from_pretrained``, whose own errors
-  (weights of the wrong shape) also end in one line;
 - ``video_defaults``: the video a model generates when a call names none, read before anything heavy is imported
   (so that ``generate`` checks a given video against it before the model loads).
 """
@@ -98,21 +96,6 @@ def check_model_folder(folder: str | Path) -> Path:
             )
     check_components(folder, PIPELINE_COMPONENTS, index)
     return folder
-
-
-def load_model_folder(folder: str | Path, dtype=None):
-    """A ``SynCamMasterPipeline`` from a checked folder (``check_model_folder``); ``dtype``: a torch dtype or None.
-
-    A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's first
-    sentence.
-    """
-    from .pipeline import SynCamMasterPipeline
-
-    folder = check_model_folder(folder)
-    try:
-        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
-    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-        raise ModelFilesError(f"cannot load the model in {folder} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
 
 
 def video_defaults(folder: str | Path | None) -> dict[str, float]:
@@ -206,7 +189,7 @@ def read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        raise ModelFilesError(f"cannot read {path} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+        raise ModelFilesError(f"cannot read {path} ({first_sentence(error)}); {SAVE_AGAIN}") from None
     except json.JSONDecodeError as error:
         raise ModelFilesError(f"{path} is not valid JSON ({error}); {SAVE_AGAIN}") from None
     if not isinstance(data, dict):
@@ -255,7 +238,7 @@ def check_weights_file(path: str | Path, fix: str = SAVE_AGAIN) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as error:
-            reason = _first_sentence(error)
+            reason = first_sentence(error)
             raise ModelFilesError(f"{path} is cut short or damaged (safetensors: {reason}); {fix}") from None
         return
     with path.open("rb") as handle:
@@ -279,6 +262,6 @@ def check_checkpoint_file(path: str | Path) -> Path:
     return path
 
 
-def _first_sentence(error: BaseException) -> str:
+def first_sentence(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text.split(". ")[0].rstrip(".")

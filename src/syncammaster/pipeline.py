@@ -25,15 +25,21 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from diffusers.video_processor import VideoProcessor
+from safetensors import SafetensorError
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
+from .encoding import decode_latents, encode_videos, resize_and_crop
 from .hub import WAN_FILES, WAN_FILES_WITHOUT_TRANSFORMER, resolve_file, resolve_folder
 from .model_files import (
     RELEASE_HEIGHT,
     RELEASE_NUM_FRAMES,
     RELEASE_WIDTH,
+    SAVE_AGAIN,
+    ModelFilesError,
     check_checkpoint_file,
+    check_model_folder,
     check_wan_folder,
+    first_sentence,
 )
 from .models import SynCamMasterTransformer3DModel
 from .parallel import split_sample
@@ -364,7 +370,6 @@ class SynCamMasterPipeline(WanPipeline):
         Returns:
             pixels (3, num_frames, height, width) float32 in [-1, 1], and the latent (C, F_latent, h, w) float32.
         """
-        from .data.cache import encode_videos, resize_and_crop
 
         stride = self.vae_scale_factor_temporal
         if num_frames < stride + 1:
@@ -465,14 +470,9 @@ class SynCamMasterPipeline(WanPipeline):
         VAE's 3-D convolution weights are first stored channels-last (``use_channels_last_3d``), oneDNN's faster
         layout there.
         """
-        vae_device = get_module_execution_device(self.vae)  # honours model CPU offload hooks
-        if vae_device.type == "cpu":
+        if get_module_execution_device(self.vae).type == "cpu":  # honours model CPU offload hooks
             use_channels_last_3d(self.vae)
-        z_dim = self.vae.config.z_dim
-        mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
-        std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
-        latents = latents.to(vae_device, self.vae.dtype) * std + mean
-        return self.vae.decode(latents, return_dict=False)[0].float().cpu()
+        return decode_latents(self.vae, latents)
 
     def _text_context(
         self,
@@ -769,6 +769,17 @@ class SynCamMasterPipeline(WanPipeline):
         if not return_dict:
             return (videos,)
         return SynCamMasterPipelineOutput(frames=videos)
+
+
+def load_model_folder(folder: str | os.PathLike, dtype=None) -> SynCamMasterPipeline:
+    """A ``SynCamMasterPipeline`` from a folder checked first (``check_model_folder``); ``dtype``: a torch dtype or
+    None. A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's
+    first sentence."""
+    folder = check_model_folder(folder)
+    try:
+        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise ModelFilesError(f"cannot load the model in {folder} ({first_sentence(error)}); {SAVE_AGAIN}") from None
 
 
 def reference_frames(video, num_frames: int | None = None, fps: float | None = None) -> np.ndarray:

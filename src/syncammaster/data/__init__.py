@@ -7,18 +7,15 @@
 - :class:`LatentViewDataset` serves groups of V cached views with their caption and camera embedding.
 """
 
+from ..encoding import encode_captions, encode_videos, pad_prompt_embeds, resize_and_crop
 from .cache import (
     CacheReport,
     CacheSettings,
     add_cache_arguments,
     cache_dataset,
-    encode_captions,
-    encode_videos,
     latents_file,
     load_clip,
-    pad_prompt_embeds,
     read_cache_config,
-    resize_and_crop,
     run_cache,
     text_file,
 )

@@ -191,7 +191,7 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 
 def _null_prompt_embeds(config: TrainConfig, components) -> torch.Tensor:
     """(L, text_dim) embedding of the empty caption, exactly as the pipeline encodes an empty negative prompt."""
-    from ..data.cache import encode_captions, pad_prompt_embeds
+    from ..encoding import encode_captions, pad_prompt_embeds
 
     tokenizer, text_encoder, _ = components
     with torch.no_grad():
