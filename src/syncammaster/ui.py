@@ -270,7 +270,7 @@ def _check_reference(path: str | None, num_frames: int, fps: float):
 
 
 def _read_form(config, prompt, preset, views, rig_file, reference_video, reference_view, steps, guidance_scale, seed,
-               sync, num_frames, height, width, reference_mode: str, fps: float) -> tuple[str, dict]:
+               sync, num_frames, height, width, reference_mode: str, fps: float = DEFAULT_FPS) -> tuple[str, dict]:
     """The form checked field by field in the order the page shows them: (the rig's name, the pipeline's arguments).
 
     Empty number fields take their defaults (the model's size and guidance, 50 steps, seed 0); a bad value raises a
