@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.data.views import view_groups
 from syncammaster.evaluate import (
     EvaluationSettings,

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
-from syncammaster.cli import default_model_dir
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline

@@ -32,7 +32,7 @@ import lightning.pytorch as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.training import FlowMatchingModule
 from syncammaster.training.config import config_from_dict

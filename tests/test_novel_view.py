@@ -320,7 +320,7 @@ def test_a_phone_clip_is_upright_sampled_at_the_model_rate_and_written_at_it(mod
 def test_video_checks_run_before_the_model_loads_and_name_valid_values(model_dir, tmp_path, capsys, monkeypatch,
                                                                        extra, needle):
     source = make_video(tmp_path / "short.mp4", [numbered_frame(i) for i in range(24)], fps=30)  # 0.8 s at 30 fps
-    monkeypatch.setattr("syncammaster.cli._load_pipeline", lambda args: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("syncammaster.app.load_pipeline", lambda args: pytest.fail("the model was loaded"))
     code = main(generate_argv(model_dir, tmp_path / "out", "--video", str(source), *extra))
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and needle in err, err
@@ -330,9 +330,9 @@ def test_video_checks_run_before_the_model_loads_and_name_valid_values(model_dir
 def test_the_hinted_values_are_accepted(model_dir, tmp_path, capsys):
     """The values the too-short hint names fit: --frames 9, or 17 frames at --video-fps 20.9."""
     source = make_video(tmp_path / "short.mp4", [numbered_frame(i) for i in range(24)], fps=30)
-    from syncammaster.cli import _read_reference_video
+    from syncammaster.app import read_reference_video
 
-    assert frame_numbers(_read_reference_video(str(source), 9, 15.0).frames) == list(range(0, 18, 2))
-    assert _read_reference_video(str(source), 9, 21.9, start=0.4).frames.shape[0] == 9
-    clip = _read_reference_video(str(source), 17, 20.9)
+    assert frame_numbers(read_reference_video(str(source), 9, 15.0).frames) == list(range(0, 18, 2))
+    assert read_reference_video(str(source), 9, 21.9, start=0.4).frames.shape[0] == 9
+    clip = read_reference_video(str(source), 17, 20.9)
     assert clip.frames.shape[0] == 17 and frame_numbers(clip.frames)[-1] <= 23

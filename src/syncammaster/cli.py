@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
+from . import app
+from .app import default_model_dir  # noqa: F401 (the shipped model's folder; scripts import it from here)
 from .argtypes import (
     frame_count,
     lora_file_and_scale,
@@ -28,13 +28,8 @@ from .atomic import save_atomically
 from .caching import CACHE_METHODS
 from .hub import CHECKPOINT_FILE, CHECKPOINT_REPO, WAN_REPO
 
-RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit code 1."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -44,223 +39,40 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def default_model_dir() -> Path:
-    """The small SynCamMaster shipped inside the package."""
-    return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
-
-
-# ---------------------------------------------------------------------- generate
-
-
-def _load_pipeline(args):
-    import torch
-
-    from .hub import resolve_folder
-    from .pipeline import SynCamMasterPipeline, load_model_folder
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {
-        "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
-        "fp32": torch.float32,
-        "bf16": torch.bfloat16,
-        "fp16": torch.float16,
-    }[args.dtype]
-    if getattr(args, "quiet", False):  # no loading or download bars either (diffusers', transformers', the Hub's)
-        import diffusers
-        import huggingface_hub
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
-        huggingface_hub.utils.disable_progress_bars()
-    revision = getattr(args, "revision", None)
-    if args.wan is not None:
-        if args.model is not None:
-            raise CommandError("give either --model or --wan (with --checkpoint), not both")
-        pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype, revision=revision)
-    else:
-        if args.checkpoint is not None:
-            raise CommandError("--checkpoint needs --wan WAN (the Wan2.1-T2V diffusers folder or repo id it extends)")
-        if args.model is None and not (default_model_dir() / "model_index.json").is_file():
-            raise CommandError(
-                "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
-                "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
-            )
-        model = resolve_folder(args.model, revision) if args.model is not None else default_model_dir()
-        pipe = load_model_folder(model, dtype=dtype)
-    if args.cpu_offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    if args.vae_tiling:
-        pipe.vae.enable_tiling()
-    if args.vae_slicing:
-        pipe.vae.enable_slicing()
-    return pipe
-
-
-def _check_cache(args) -> float | None:
-    """``--cache`` / ``--cache-threshold``, checked before any model is loaded; the threshold to use."""
-    from .caching import cache_config
-
-    if args.cache is None:
-        if args.cache_threshold is not None:
-            raise CommandError("--cache-threshold needs --cache NAME")
-        return None
-    if args.cache == "faster" and args.no_sync:
-        raise CommandError("--cache faster needs the multi-view module (it splits the camera batch); drop --no-sync")
-    threshold = CACHE_METHODS[args.cache].default if args.cache_threshold is None else args.cache_threshold
-    cache_config(args.cache, threshold, lambda: 0.0)  # a bad value fails here, in one line
-    return threshold
-
-
-def _add_loras_and_cache(pipe, args, cache_threshold: float | None) -> None:
-    """Loads each ``--lora FILE[:SCALE]`` into the transformer and turns on ``--cache``."""
-    if args.lora:
-        names = [f"lora{index}" for index in range(len(args.lora))]
-        for name, (path, _) in zip(names, args.lora, strict=True):
-            pipe.load_lora_weights(path, adapter_name=name)
-        pipe.set_adapters(names, [scale for _, scale in args.lora])
-    if args.cache is not None:
-        from .caching import cache_config
-
-        transformer = pipe.transformer
-        transformer.enable_cache(cache_config(args.cache, cache_threshold, lambda: transformer.current_timestep))
-
-
-def _check_out_dir_free(out: Path, rig) -> None:
-    """Fails before any work if the scene files would clash with files already in ``out``."""
-    from .scene import scene_files
-
-    clash = next((out / rel for rel in [*scene_files(rig.names), RIG_PLOT_FILE] if (out / rel).exists()), None)
-    if clash is not None:
-        raise CommandError(f"{clash} already exists; choose another --out folder (existing files are never replaced)")
-
-
-def _reference_view_index(rig, view: str) -> int:
-    """``--video-view``: a camera's index in the rig (0 = the first) or its name (cam01, ...)."""
-    if view in rig.names:
-        return rig.names.index(view)
-    try:
-        index = int(view)
-    except ValueError:
-        index = -1
-    if not 0 <= index < rig.num_views:
-        raise CommandError(
-            f"--video-view {view} is not a camera of the {rig.num_views}-view rig; give an index 0 to "
-            f"{rig.num_views - 1} or a name ({', '.join(rig.names)})"
-        )
-    return index
-
-
-def _read_reference_video(path: str, num_frames: int, fps: float | None = None, start: float = 0.0):
-    """The ``--video`` clip, read before any model loads: ``num_frames`` frames from ``start`` seconds, sampled at
-    ``fps`` (None: every frame), upright (:func:`syncammaster.video.read_clip`; only those frames are decoded).
-
-    Problems end in one line; a clip too short names the ``--frames`` values, the ``--video-fps`` that fit.
-    """
-    from .video import VideoTooShortError, fitting_frame_counts, read_clip
-
-    if Path(path).is_dir():
-        raise CommandError(f"--video {path} is a folder; give a video file (a scene's videos/camNN.mp4 works)")
-    counts = fitting_frame_counts(num_frames)
-    if not counts:
-        raise CommandError(f"--frames {num_frames} with --video: a given video needs at least 5 frames (4k+1); "
-                           "give --frames 5 or more")
-    try:
-        return read_clip(path, num_frames, fps, start)
-    except VideoTooShortError as e:
-        fixes = []
-        counts = fitting_frame_counts(e.available)
-        if counts:
-            fixes.append(f"--frames {' or '.join(str(n) for n in counts[-3:])} (4k+1 counts that fit)")
-        if e.fitting_fps is not None:
-            fixes.append(f"--video-fps {e.fitting_fps:g} ({num_frames} frames closer together)")
-        if start > 0:
-            fixes.append("an earlier --video-start")
-        fixes.append("a longer video")
-        fix = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} or {fixes[-1]}"
-        raise CommandError(f"--video {e}; give {fix}") from None
-
-
-def generated_scene(pipe, videos, rig, prompt: str, fps: float):
-    """The Scene of one prompt's generated videos: V float arrays (T, H, W, 3) in [0, 1] (``output_type="np"``)
-    become uint8, with the intrinsics of the model's training data."""
-    import numpy as np
-
-    from .scene import Scene
-
-    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in videos]  # V x (T, H, W, 3)
-    height, width = videos[0].shape[1:3]
-    return Scene(videos=videos, rig=rig, intrinsics=pipe.training_intrinsics(width, height), prompt=prompt, fps=fps)
-
-
-def write_generated_scene(scene, out: Path, rig_name: str) -> Path:
-    """Write a generated scene folder: the scene's files, ``grid.mp4`` and ``rig.png`` (titled with ``rig_name``)."""
-    rig_png = io.BytesIO()
-    scene.rig.plot(rig_png, title=f"{scene.rig.num_views} cameras: {rig_name}")
-    return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
-
-
-def _join_processes(args):
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): joins the processes that share the sample and returns their group.
-
-    Each process takes ``cuda:LOCAL_RANK`` (nccl) when there are GPUs, else the CPU (gloo); the processes other than
-    rank 0 run quiet and write nothing. One process alone: ``None``.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import atexit
-
-    import torch
-    import torch.distributed as dist
-
-    if args.device in (None, "cuda"):
-        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    on_gpu = args.device.startswith("cuda")
-    if on_gpu:
-        torch.cuda.set_device(args.device)
-    dist.init_process_group("nccl" if on_gpu else "gloo", device_id=torch.device(args.device) if on_gpu else None)
-    atexit.register(dist.destroy_process_group)
-    if dist.get_rank() > 0:
-        args.quiet = True
-    return dist.group.WORLD
-
-
 def cmd_generate(args) -> None:
     from .cameras import CameraRig
 
     # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
-    _check_out_dir_free(out, rig)
+    app.check_out_dir_free(out, rig)
     clip, reference_view, defaults = None, 0, None
     if args.video is not None:
         # The given video is read now, before the model loads, against the model's defaults (its config file).
         from .model_files import video_defaults
 
-        reference_view = _reference_view_index(rig, args.video_view)
-        defaults = video_defaults(None if args.wan is not None else args.model or default_model_dir())
-        clip = _read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
+        reference_view = app.reference_view_index(rig, args.video_view)
+        defaults = video_defaults(None if args.wan is not None else args.model or app.default_model_dir())
+        clip = app.read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
                                      args.video_fps or defaults["fps"], args.video_start)
     elif args.video_view != "0" or args.reference_mode is not None or args.video_fps or args.video_start:
-        raise CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video FILE "
+        raise app.CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video FILE "
                            "(the given view)")
 
-    cache_threshold = _check_cache(args)
+    cache_threshold = app.check_step_cache(args)
     if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CommandError("--cache does not combine with several processes (each would skip different steps); "
+        raise app.CommandError("--cache does not combine with several processes (each would skip different steps); "
                            "drop --cache or run one process")
 
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
-    group = _join_processes(args)
+    group = app.join_processes(args)
     if clip is not None and not args.quiet:
         height, width = args.height or defaults["height"], args.width or defaults["width"]
         same_size = clip.frames.shape[1:3] == (height, width)
         resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
         print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
-    pipe = _load_pipeline(args)
-    _add_loras_and_cache(pipe, args, cache_threshold)
+    pipe = app.load_pipeline(args)
+    app.add_loras_and_step_cache(pipe, args, cache_threshold)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
     if clip is not None:
@@ -286,11 +98,11 @@ def cmd_generate(args) -> None:
         return  # rank 0 writes the scene
     # The written videos play at the rate their frames represent: the given video's sampling rate, else the model's.
     fps = args.fps or (clip.fps if clip is not None else pipe.config.default_fps)
-    scene = generated_scene(pipe, result.videos[0], rig, args.prompt, fps)
+    scene = app.generated_scene(pipe, result.videos[0], rig, args.prompt, fps)
     num_frames, height, width = scene.videos[0].shape[:3]  # the model's own size where the command named none
 
     # 3. Write the scene folder (the given video is its camera's video, as resized).
-    write_generated_scene(scene, out, rig_name=args.rig)
+    app.write_generated_scene(scene, out, rig_name=args.rig)
     if not args.quiet:
         print(f"wrote {rig.num_views} videos of {num_frames} frames at {width}x{height} to {out}/")
 
@@ -303,7 +115,7 @@ def cmd_cameras(args) -> None:
 
     if args.rig is None:
         if args.plot or args.export or args.views:
-            raise CommandError("--plot, --export and --views need --rig PRESET_OR_JSON")
+            raise app.CommandError("--plot, --export and --views need --rig PRESET_OR_JSON")
         width = max(len(name) for name in list_presets())
         for name, description in list_presets().items():
             print(f"{name:<{width}}  {description}")
@@ -312,7 +124,7 @@ def cmd_cameras(args) -> None:
     print(rig)
     for target in (args.plot, args.export):
         if target is not None and Path(target).exists():
-            raise CommandError(f"{target} already exists; choose another file name")
+            raise app.CommandError(f"{target} already exists; choose another file name")
     if args.plot:
         rig.plot(args.plot, title=f"{rig.num_views} cameras: {args.rig}")
         print(f"wrote {args.plot}")
@@ -333,9 +145,9 @@ def cmd_convert(args) -> None:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise CommandError(f"{out} is a file; choose a new --out folder")
+        raise app.CommandError(f"{out} is a file; choose a new --out folder")
     if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
+        raise app.CommandError(f"{out} exists and is not empty; choose a new --out folder")
     checkpoint = check_checkpoint_file(resolve_file(args.checkpoint, args.revision))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     if args.wan is not None:
@@ -366,7 +178,7 @@ def cmd_evaluate(args) -> None:
 
     # 1. Check inputs and outputs before any work.
     if args.intrinsics is not None and args.focal_per_side is not None:
-        raise CommandError("give either --intrinsics or --focal-per-side, not both")
+        raise app.CommandError("give either --intrinsics or --focal-per-side, not both")
     settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag, args.pose_estimator)
     intrinsics = Intrinsics.from_json(args.intrinsics) if args.intrinsics is not None else None
     scenes = [Path(s) for s in args.scenes]
@@ -378,7 +190,7 @@ def cmd_evaluate(args) -> None:
         targets += [plots_dir / name for name in _plot_names(scenes)]
     clash = next((t for t in targets if t.exists()), None)
     if clash is not None and not args.overwrite:
-        raise CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
+        raise app.CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
     matcher = None
     if args.matcher is not None:
         from .evaluate.matching import LearnedMatcher
@@ -623,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # In a multi-process run every process checks the same input and fails alike: rank 0 says it once.
         if _rank() == 0:
-            print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            print(f"syncammaster {args.command}: error: {app.one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"syncammaster {args.command}: interrupted", file=sys.stderr)
@@ -641,7 +453,7 @@ def _is_reported_error(error: Exception) -> bool:
     commands such as `download` from importing torch. A RankZeroError (rank 0 failed while writing for all) can only
     come from a command that imported ``ranks``."""
     ranks = sys.modules.get(f"{__package__}.ranks")
-    return isinstance(error, (CommandError, ValueError, FileNotFoundError)) or (
+    return isinstance(error, (app.CommandError, ValueError, FileNotFoundError)) or (
         ranks is not None and isinstance(error, ranks.RankZeroError)
     )
 
@@ -652,8 +464,6 @@ def _rank() -> int:
     return ranks.global_rank() if ranks is not None else int(os.environ.get("RANK", "0"))
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

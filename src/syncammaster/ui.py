@@ -22,17 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .app import CommandError, generated_scene, load_pipeline, one_line, read_reference_video, write_generated_scene
 from .argtypes import frame_count, non_negative_int, positive_int, size
 from .cameras import CameraError, CameraRig, list_presets
-from .cli import (
-    CommandError,
-    _load_pipeline,
-    _one_line,
-    _read_reference_video,
-    add_model_arguments,
-    generated_scene,
-    write_generated_scene,
-)
+from .cli import add_model_arguments
 from .scene import GRID_FILE, SceneError, video_file
 
 __all__ = ["FormError", "add_ui_arguments", "build_app", "rig_figure", "run_ui", "theme"]
@@ -114,7 +107,7 @@ def _uploaded(label: str, path: str, read):
     try:
         return read(path)
     except BAD_INPUT as error:
-        message = _one_line(error).replace(str(Path(path).parent) + os.sep, "")
+        message = one_line(error).replace(str(Path(path).parent) + os.sep, "")
         raise FormError(f"{label}: {message}") from None
 
 
@@ -252,7 +245,7 @@ def _rig_view(preset: str, views, rig_file: str | None):
     try:
         rig, name = _rig_from_inputs(preset, views, rig_file)
     except BAD_INPUT as error:
-        return None, f"**Cannot draw the cameras:** {_markdown_text(_one_line(error))}"
+        return None, f"**Cannot draw the cameras:** {_markdown_text(one_line(error))}"
     return rig_figure(rig, f"{rig.num_views} cameras: {name}"), ""
 
 
@@ -263,9 +256,9 @@ def _check_reference(path: str | None, num_frames: int, fps: float):
     gr = _gradio()
     if path:
         try:
-            _uploaded("Reference video", path, lambda clip: _read_reference_video(clip, num_frames, fps))
+            _uploaded("Reference video", path, lambda clip: read_reference_video(clip, num_frames, fps))
         except BAD_INPUT as error:
-            return None, f"**Cannot use this video:** {_markdown_text(_one_line(error))}"
+            return None, f"**Cannot use this video:** {_markdown_text(one_line(error))}"
     return gr.update(), ""
 
 
@@ -284,7 +277,7 @@ def _read_form(config, prompt, preset, views, rig_file, reference_video, referen
     if reference_video:
         view = _reference_view(reference_view, rig.num_views)
         used = num_frames or config.default_num_frames
-        clip = _uploaded("Reference video", reference_video, lambda path: _read_reference_video(path, used, fps))
+        clip = _uploaded("Reference video", reference_video, lambda path: read_reference_video(path, used, fps))
         reference = {"reference_video": clip.frames, "reference_view": view, "reference_mode": reference_mode}
     return rig_name, {
         "prompt": prompt.strip(),
@@ -353,10 +346,10 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
             folder = write_generated_scene(scene, _new_scene_dir(out_dir, seed), rig_name=rig_name)
             archive = shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
         except BAD_INPUT as error:
-            return *unchanged, f"**Cannot generate:** {_markdown_text(_one_line(error))}"
+            return *unchanged, f"**Cannot generate:** {_markdown_text(one_line(error))}"
         except Exception as error:  # not the input's fault: the page says what failed, the server log says where
             logger.exception("generation failed")
-            message = f"{type(error).__name__}: {_one_line(error)}"
+            message = f"{type(error).__name__}: {one_line(error)}"
             return *unchanged, f"**Generation failed:** {_markdown_text(message)}"
         views_out = [(str(folder / video_file(name)), name) for name in rig.names]
         num_frames, height, width = scene.videos[0].shape[:3]
@@ -458,7 +451,7 @@ def run_ui(args: argparse.Namespace) -> None:
         raise CommandError(f"--fps must be positive, got {args.fps}")
     _gradio()  # before the minutes of loading the model
     _import_for_ui("plotly.graph_objects")
-    pipe = _load_pipeline(args)
+    pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     out_dir = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="syncammaster-ui-"))
     # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
