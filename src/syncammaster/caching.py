@@ -7,9 +7,9 @@ attention layer for a few steps; FasterCache does the same and also approximates
 classifier-free guidance from the conditional one. The hooks come from ``diffusers.hooks`` unchanged;
 ``SynCamMasterTransformerBlock`` is registered with diffusers' block registry where the model is defined.
 
-Measured on the shipped model at the default generate (``benchmarks/cache.py``): TaylorSeer every 3 steps runs 38%
-of the blocks' work at 42.5 dB PSNR to the uncached videos, First Block Cache at 0.1 runs 47% at 35.4 dB (at 0.2:
-33%, 26.5 dB); hence the defaults below.
+The defaults below (TaylorSeer every 3 steps, First Block Cache at 0.1) were chosen by ``benchmarks/cache.py`` on the
+shipped model at the default generate: the work each skips and its PSNR to the uncached videos are in
+benchmarks/RESULTS.md, section "Caches".
 
 ``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``cache_config`` builds one
 from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line (``CacheMethod.knob``

@@ -69,8 +69,8 @@ SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 def use_channels_last_3d(module: torch.nn.Module) -> None:
     """Stores the weight of every 3-D convolution in ``module`` channels-last (``torch.channels_last_3d``).
 
-    oneDNN runs a 3-D convolution with channels-last weights faster on a CPU (the Wan VAE decodes about 1.5x faster,
-    ``benchmarks/cache.py --tables vae``); the results agree to float rounding. Other layers keep their layout.
+    oneDNN runs a 3-D convolution with channels-last weights faster on a CPU (benchmarks/RESULTS.md, "The 1.3B size
+    on a CPU", its last paragraph); the results agree to float rounding. Other layers keep their layout.
     """
     for layer in module.modules():
         if isinstance(layer, torch.nn.Conv3d) and not layer.weight.is_contiguous(memory_format=torch.channels_last_3d):

@@ -13,6 +13,8 @@ from syncammaster.training.modules import LearningRateSchedule
 from syncammaster.training.runner import CHECKPOINT_DIR, METRICS_FILE, fit
 from syncammaster.training.stages import _fit_transformer, lr_schedule
 
+pytestmark = pytest.mark.slow  # training chains
+
 TEXT_DIM = 8
 
 
