@@ -113,3 +113,17 @@ def test_sync_checkpoints_restore_under_deepspeed_too():
     checkpoint = {"state_dict": {}}
     module.on_load_checkpoint(checkpoint)  # a file checkpoint of the module alone gets the frozen base filled in
     assert checkpoint["state_dict"].keys() == module.state_dict().keys()
+
+
+def test_an_interrupted_run_closes_its_progress_bar():
+    from syncammaster.training.runner import StepProgressBar
+
+    bar = StepProgressBar("train sync")
+
+    class Trainer:  # what the callback reads of Lightning's trainer
+        max_steps, global_step, global_rank = 10, 3, 0
+
+    bar.on_train_start(Trainer(), None)
+    assert bar.bar is not None
+    bar.on_exception(Trainer(), None, KeyboardInterrupt())  # Lightning passes the exception
+    assert bar.bar is None

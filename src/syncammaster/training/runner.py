@@ -183,7 +183,8 @@ class StepProgressBar(pl.Callback):
             self.bar.close()
             self.bar = None
 
-    on_exception = on_train_end  # an interrupted run leaves a closed bar, not a half-drawn line
+    def on_exception(self, trainer, module, exception):
+        self.on_train_end(trainer, module)  # an interrupted run leaves a closed bar, not a half-drawn line
 
 
 # ---------------------------------------------------------------------- trainer
