@@ -42,6 +42,13 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def cmd_generate(args) -> None:
     from .cameras import CameraRig
 
+    if args.prompts is not None:  # many scenes: see syncammaster.batch
+        from .batch import run_batch
+
+        return run_batch(args)
+    if args.ranks_per_scene != 1:
+        raise app.CommandError("--ranks-per-scene needs --prompts FILE; one --prompt is shared by all the processes")
+
     # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
@@ -63,6 +70,10 @@ def cmd_generate(args) -> None:
     if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise app.CommandError("--cache does not combine with several processes (each would skip different steps); "
                            "drop --cache or run one process")
+    if args.compile:
+        from .compilation import check_compile
+
+        check_compile(args.device)
 
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
     group = app.join_processes(args)
@@ -73,6 +84,10 @@ def cmd_generate(args) -> None:
         print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
     pipe = app.load_pipeline(args)
     app.add_loras_and_step_cache(pipe, args, cache_threshold)
+    if args.compile:
+        from .compilation import compile_transformer
+
+        compile_transformer(pipe)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
     if clip is not None:
@@ -302,7 +317,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     commands.required = True
 
     gen = commands.add_parser("generate", help="generate one video per camera of a rig (writes a scene folder)")
-    gen.add_argument("--prompt", required=True, help="the caption of the scene")
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the caption of the scene")
+    what.add_argument("--prompts", metavar="FILE",
+                      help="many scenes, one a line, into the data set --out DIR (DIR/train/generated/sceneNNNN/ and "
+                      "DIR/metadata.csv; a second run skips finished scenes): JSON Lines with the keys prompt, rig, "
+                      "views, seed, video, video_view, negative_prompt (all but prompt optional; the flags give what "
+                      "a line leaves out; relative paths start from FILE's folder), or plain text, one prompt a line. "
+                      "Scene k without a seed of its own is seeded from --seed and k")
     gen.add_argument("--rig", default="arc", help="a preset (see 'syncammaster cameras') or a camera_extrinsics.json")
     gen.add_argument("--views", type=positive_int, default=None, help="use the first N cameras of the rig")
     gen.add_argument("--frames", type=frame_count, help="video frames, 4k+1 (default: the model's; 17 for the shipped "
@@ -317,7 +339,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--negative-prompt", default=None,
                      help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
-    gen.add_argument("--out", required=True, help="output scene folder")
+    gen.add_argument("--out", required=True, help="output scene folder (with --prompts: the data set folder)")
     add_model_arguments(gen)
     gen.add_argument("--video", default=None, metavar="FILE",
                      help="novel views: this video is one camera's view and the others are generated around it "
@@ -359,6 +381,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--lora", type=lora_file_and_scale, action="append", default=[], metavar="FILE[:SCALE]",
                      help="a LoRA for the transformer (diffusers/peft keys, or the original Wan/kohya names; may "
                      "include the multi-view layers), at SCALE (default 1); repeat for several")
+    gen.add_argument("--compile", action="store_true",
+                     help="compile the transformer's blocks (torch.compile): the first scene pays for compiling, "
+                     "the later ones run faster; for --prompts runs (see RESULTS.md, 'Compiled generation')")
+    gen.add_argument("--ranks-per-scene", type=positive_int, default=1, metavar="K",
+                     help="with --prompts under torchrun: processes sharing each scene (its guidance branches, then "
+                     "its views); the processes form groups of K and each group makes its share of the scenes "
+                     "(default 1: every process makes whole scenes)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     gen.set_defaults(func=cmd_generate)
 

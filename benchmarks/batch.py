@@ -1,0 +1,270 @@
+"""Where a default ``syncammaster generate`` spends its time, and many scenes at once: batch, processes, compile.
+
+Run from the repository root:
+
+    python benchmarks/batch.py [--tables phases batch processes compile] [--repeats N] [--scenes N]
+
+Tables (timings on a shared machine depend on its load: the load average is printed before and after, CPU seconds
+are given beside wall seconds, and the settings compared in one table run in turn, A B A B ...):
+
+- phases: one ``generate`` with the shipped model and the default flags (and with ``--cache taylorseer``), in a fresh
+  process per repeat, cut into its phases the way ``cmd_generate`` runs them: the interpreter's start (timed as
+  ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports: torch, diffusers,
+  transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the conversion to
+  8-bit frames), the rig plot (matplotlib included) and writing the scene folder (4 H.264 videos, the grid video,
+  cameras, prompt). Median wall and CPU seconds over the repeats, and each phase's share of the whole.
+- batch: the same N scenes (prompts of the shipped model's kind, the ``arc`` rig, seeds 0..N-1) as N single
+  ``syncammaster generate --prompt`` commands against one ``syncammaster generate --prompts FILE`` command; whole
+  processes timed from outside (wall, and the children's user + system CPU seconds).
+- processes: one ``generate --prompts`` of N scenes in one process (2 threads, then 1 thread) against ``torchrun``
+  with 2 processes of 1 thread each (each makes half of the scenes); seconds per scene of the whole command.
+- compile: one process making N scenes eager and one with ``--compile`` (regional compilation of the transformer
+  blocks): the first scene (compiling included) and the median of the later ones, timed inside the process
+  (denoising and decoding; loading excluded), and the largest pixel difference between the two runs' videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = [
+    "A large red sphere bounces near a small blue cube, on a grey stone floor under a clear sky.",
+    "A yellow cone spins next to a green cylinder on a wooden floor.",
+    "Two purple cubes slide across a checkered floor under an orange sky.",
+    "A white sphere rolls between three red pillars on a sandy ground.",
+]
+PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding", "rig plot",
+          "writing the scene folder"]
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall, user + system CPU seconds) of one command in a child process, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# phases
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def phase_worker(out: str, extra: list[str]) -> None:
+    """One default generate, as ``cmd_generate`` runs it, with a clock between its phases; prints JSON."""
+    marks = [(time.perf_counter(), time.process_time())]
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), time.process_time()))
+
+    import io
+
+    from syncammaster.app import RIG_PLOT_FILE, add_loras_and_step_cache, check_step_cache, generated_scene
+    from syncammaster.cameras import CameraRig
+    from syncammaster.cli import build_parser
+
+    argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
+    args = build_parser(argv).parse_args(argv)
+    rig = CameraRig.load(args.rig, num_views=args.views)
+    threshold = check_step_cache(args)
+    import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
+    import transformers  # noqa: F401
+
+    from syncammaster import model_files, pipeline  # noqa: F401
+    mark()
+    from syncammaster.app import load_pipeline
+
+    pipe = load_pipeline(args)
+    add_loras_and_step_cache(pipe, args, threshold)
+    pipe.set_progress_bar_config(disable=True)
+    mark()
+    latents = pipe(prompt=args.prompt, rig=rig, seed=args.seed, output_type="latent").videos
+    mark()
+    import torch
+
+    with torch.no_grad():
+        videos = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
+    scene = generated_scene(pipe, videos, rig, args.prompt, args.fps)
+    mark()
+    plot = io.BytesIO()
+    rig.plot(plot, title=f"{rig.num_views} cameras: {args.rig}")
+    mark()
+    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: plot.getvalue()})
+    mark()
+    wall = [b[0] - a[0] for a, b in zip(marks, marks[1:], strict=False)]
+    cpu = [b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False)]
+    print(json.dumps({"wall": wall, "cpu": cpu}))
+
+
+def phases(repeats: int) -> str:
+    settings = {"default": [], "--cache taylorseer": ["--cache", "taylorseer"]}
+    runs: dict[str, list[dict]] = {name: [] for name in settings}
+    starts = []
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(repeats):
+            starts.append(_run([sys.executable, "-c", "pass"]))
+            for name, extra in settings.items():
+                out = Path(folder) / f"{repeat}{len(runs[name])}{name[:2]}"
+                command = [sys.executable, __file__, "--phase-worker", str(out), *extra]
+                result = subprocess.run(command, capture_output=True, text=True, check=True)
+                runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+    start_wall = statistics.median(w for w, _ in starts)
+    start_cpu = statistics.median(c for _, c in starts)
+    tables = []
+    for name in settings:
+        wall = [start_wall] + [statistics.median(r["wall"][i] for r in runs[name]) for i in range(6)]
+        cpu = [start_cpu] + [statistics.median(r["cpu"][i] for r in runs[name]) for i in range(6)]
+        rows = [[phase, f"{w:.2f}", f"{c:.2f}", f"{100 * w / sum(wall):.0f}"]
+                for phase, w, c in zip(PHASES, wall, cpu, strict=True)]
+        rows.append(["total", f"{sum(wall):.2f}", f"{sum(cpu):.2f}", "100"])
+        tables.append(f"generate {name}:\n\n" + _table(["phase", "wall s", "CPU s", "share of wall %"], rows))
+    return "\n\n".join(tables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# batch / processes / compile
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _prompts_file(folder: Path, scenes: int) -> Path:
+    path = folder / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": PROMPTS[k % len(PROMPTS)], "seed": k}) + "\n"
+                            for k in range(scenes)))
+    return path
+
+
+def batch(scenes: int, repeats: int) -> str:
+    singles, batches = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        prompts = _prompts_file(Path(folder), scenes)
+        for repeat in range(repeats):
+            wall = cpu = 0.0
+            for k in range(scenes):
+                w, c = _run(["syncammaster", "generate", "--prompt", PROMPTS[k % len(PROMPTS)], "--seed", str(k),
+                             "--out", f"{folder}/single{repeat}_{k}", "--quiet"])
+                wall, cpu = wall + w, cpu + c
+            singles.append((wall, cpu))
+            batches.append(_run(["syncammaster", "generate", "--prompts", str(prompts), "--out",
+                                 f"{folder}/batch{repeat}", "--quiet"]))
+    rows = []
+    for name, runs in [(f"{scenes} x generate --prompt", singles), (f"generate --prompts ({scenes} lines)", batches)]:
+        wall, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+        rows.append([name, f"{wall:.1f}", f"{cpu:.1f}", f"{wall / scenes:.2f}"])
+    saved = statistics.median(s[0] - b[0] for s, b in zip(singles, batches, strict=True))
+    rows.append(["saved by the batch", f"{saved:.1f}", "", f"{saved / scenes:.2f}"])
+    return _table(["command", "wall s", "CPU s", "wall s/scene"], rows)
+
+
+def processes(scenes: int) -> str:
+    settings = [
+        ("1 process x 2 threads", ["syncammaster"], {}),
+        ("1 process x 1 thread", ["syncammaster"], {"OMP_NUM_THREADS": "1"}),
+        ("2 processes x 1 thread (torchrun)",
+         ["torchrun", "--standalone", "--nproc-per-node=2", "--no-python", "syncammaster"], {"OMP_NUM_THREADS": "1"}),
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        prompts = _prompts_file(Path(folder), scenes)
+        for name, launcher, env in settings:
+            wall, cpu = _run([*launcher, "generate", "--prompts", str(prompts), "--out", f"{folder}/{len(rows)}",
+                              "--quiet"], env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **env})
+            rows.append([name, f"{wall:.1f}", f"{cpu:.1f}", f"{wall / scenes:.2f}"])
+    base = float(rows[0][3])
+    for row in rows:
+        row.append(f"{base / float(row[3]):.2f}x")
+    return _table(["processes", "wall s", "CPU s", "wall s/scene", "scenes/s vs 1 x 2 threads"], rows)
+
+
+def compile_worker(compiled: bool, scenes: int, out: str) -> None:
+    """``scenes`` default-sized scenes in this process, eager or compiled; prints JSON of seconds per scene."""
+    import numpy as np
+
+    from syncammaster.cameras import CameraRig
+    from syncammaster.cli import default_model_dir
+    from syncammaster.model_files import load_model_folder
+
+    pipe = load_model_folder(default_model_dir())
+    pipe.set_progress_bar_config(disable=True)
+    if compiled:
+        from syncammaster.compilation import check_compile, compile_transformer
+
+        check_compile("cpu")
+        compile_transformer(pipe)
+    rig, seconds, videos = CameraRig.preset("arc"), [], []
+    for k in range(scenes):
+        start = time.perf_counter()
+        videos.append(pipe(PROMPTS[k % len(PROMPTS)], rig, seed=k, output_type="np").videos)
+        seconds.append(time.perf_counter() - start)
+    np.save(out, np.stack(videos))
+    print(json.dumps(seconds))
+
+
+def compiled(scenes: int) -> str:
+    import numpy as np
+
+    rows, videos = [], {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, flag in [("eager", []), ("--compile", ["--compiled"])]:
+            out = f"{folder}/{len(rows)}.npy"
+            result = subprocess.run([sys.executable, __file__, "--compile-worker", str(scenes), out, *flag],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SystemExit(f"the {name} run failed:\n{result.stderr[-3000:]}")
+            seconds = json.loads(result.stdout.strip().splitlines()[-1])
+            videos[name] = np.load(out)
+            rows.append([name, f"{seconds[0]:.1f}", f"{statistics.median(seconds[1:]):.2f}"])
+    for row in rows:
+        row.append(f"{float(rows[0][2]) / float(row[2]):.2f}x")
+    difference = float(np.abs(videos["eager"] - videos["--compile"]).max()) * 255
+    return _table(["transformer", "first scene s", "later scenes s (median)", "steady speed-up"], rows) + (
+        f"\n\nlargest difference between the eager and compiled videos: {difference:.2f} 8-bit levels")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--phase-worker":
+        return phase_worker(sys.argv[2], sys.argv[3:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--compile-worker":
+        return compile_worker(sys.argv[4:] == ["--compiled"], int(sys.argv[2]), sys.argv[3])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tables", nargs="+", choices=["phases", "batch", "processes", "compile"],
+                        default=["phases", "batch", "processes", "compile"])
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the phases and batch tables (default 3)")
+    parser.add_argument("--scenes", type=int, default=8, help="scenes of the batch, processes, compile tables")
+    args = parser.parse_args()
+    if shutil.which("syncammaster") is None:
+        raise SystemExit("the syncammaster command is not on PATH; install the project (pip install -e .)")
+    print(f"{os.cpu_count()} CPUs, torch threads by default; load average {_load()} at start")
+    for name in args.tables:
+        start = time.perf_counter()
+        text = {"phases": lambda: phases(args.repeats), "batch": lambda: batch(args.scenes, args.repeats),
+                "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
+        print(f"\n### {name} ({time.perf_counter() - start:.0f} s, load average {_load()} after)\n\n{text}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
