@@ -83,28 +83,23 @@ def phase_worker(out: str, extra: list[str]) -> None:
 
     import io
 
+    from syncammaster.app import RIG_PLOT_FILE, add_loras_and_step_cache, check_step_cache, generated_scene
     from syncammaster.cameras import CameraRig
-    from syncammaster.cli import (
-        RIG_PLOT_FILE,
-        _add_loras_and_cache,
-        _check_cache,
-        build_parser,
-        generated_scene,
-    )
+    from syncammaster.cli import build_parser
 
     argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
     args = build_parser(argv).parse_args(argv)
     rig = CameraRig.load(args.rig, num_views=args.views)
-    threshold = _check_cache(args)
-    import diffusers  # noqa: F401  (what _load_pipeline imports: counted with the imports)
+    threshold = check_step_cache(args)
+    import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
     import transformers  # noqa: F401
 
     from syncammaster import model_files, pipeline  # noqa: F401
     mark()
-    from syncammaster.cli import _load_pipeline
+    from syncammaster.app import load_pipeline
 
-    pipe = _load_pipeline(args)
-    _add_loras_and_cache(pipe, args, threshold)
+    pipe = load_pipeline(args)
+    add_loras_and_step_cache(pipe, args, threshold)
     pipe.set_progress_bar_config(disable=True)
     mark()
     latents = pipe(prompt=args.prompt, rig=rig, seed=args.seed, output_type="latent").videos

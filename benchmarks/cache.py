@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from syncammaster import CameraRig, SynCamMasterPipeline
+from syncammaster.app import default_model_dir, generated_scene
 from syncammaster.caching import CACHE_METHODS, cache_config
-from syncammaster.cli import default_model_dir, generated_scene
 from syncammaster.evaluate import evaluate_scene
 from syncammaster.pipeline import use_channels_last_3d
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.data.views import view_groups
 from syncammaster.evaluate import (
     EvaluationSettings,
@@ -124,13 +124,13 @@ def _share(flags: list[bool]) -> float | None:
 
 
 def table(results: dict[str, dict]) -> list[list[str]]:
-    header = ["row", "matches/f", "verified/f", "matched px/f", "epi median px", "<1px", "<3px", "all median px",
+    header = ["row", "matches/f", "verified/pair", "matched px/f", "epi median px", "<1px", "<3px", "all median px",
               "sync corr", "lag0", "f0 jump", "colour hit", "false colour", "make s/scene", "eval s/scene"]
     rows = [header]
     for name, r in results.items():
         s, epipolar, everything = r["summary"], r["summary"]["epipolar"] or {}, r["summary"]["epipolar_all"] or {}
-        rows.append([name, _fmt(s["matches_per_frame"], ".1f"), _fmt(s["verified_per_frame"], ".1f"),
-                     _fmt(s["matched_pixels_per_frame"], ".1f"), _fmt(epipolar.get("median_px")) if epipolar else "n/a",
+        rows.append([name, _fmt(s["matches_per_frame"], ".1f"), _fmt(s["verified"], ".1f"),
+                     _fmt(s["mat_pix"], ".1f"), _fmt(epipolar.get("median_px")) if epipolar else "n/a",
                      _fmt(epipolar.get("under_1px"), ".0%"), _fmt(epipolar.get("under_3px"), ".0%"),
                      _fmt(everything.get("median_px")), _fmt(s["sync_corr"]), _fmt(s["sync_lag0_share"], ".0%"),
                      _fmt(r["first_frame_jump"]), _fmt(r["colour_hit"], ".0%"),

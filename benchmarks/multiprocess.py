@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
-from syncammaster.cli import default_model_dir
-from syncammaster.model_files import load_model_folder
+from syncammaster.pipeline import load_model_folder
 
 PROMPT = "a red sphere bounces on a checkered floor"
 

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.data import LatentViewDataset, collate_views
 from syncammaster.data.cache import read_cache_config
 from syncammaster.evaluate.report import text_table

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
-from syncammaster.cli import default_model_dir
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
@@ -98,14 +98,14 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 def table(results: dict[str, dict], angles: list[float]) -> list[list[str]]:
     """One row per method; ``angles``: degrees of each generated view from the given one."""
-    header = ["row", "PSNR dB", "SSIM", *[f"PSNR {a:.0f} deg" for a in angles], "verified/f", "epi median px",
+    header = ["row", "PSNR dB", "SSIM", *[f"PSNR {a:.0f} deg" for a in angles], "verified/pair", "epi median px",
               "<1px", "sync corr", "s/scene"]
     rows = [header]
     for name, r in results.items():
         s = r["summary"]
         epipolar = s["epipolar"] or {}
         rows.append([name, _fmt(r["psnr"]), _fmt(r["ssim"], ".3f"), *[_fmt(p) for p in r["psnr_by_view"]],
-                     _fmt(s["verified_per_frame"], ".1f"),
+                     _fmt(s["verified"], ".1f"),
                      _fmt(epipolar.get("median_px")) if epipolar else "n/a", _fmt(epipolar.get("under_1px"), ".0%"),
                      _fmt(s["sync_corr"]), _fmt(r["seconds"], ".1f")])
     return rows

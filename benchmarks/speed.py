@@ -73,7 +73,7 @@ import transformers
 from torch.utils.flop_counter import FlopCounterMode
 
 from syncammaster import CameraRig, SynCamMasterPipeline, SynCamMasterTransformer3DModel
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 MIB = 1024**2

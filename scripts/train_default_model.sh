@@ -45,7 +45,7 @@ python - <<'PY'
 import shutil
 from pathlib import Path
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 
 source, target = Path("runs/default_model/export_reference"), default_model_dir()
 shutil.rmtree(target, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""A straightforward, independent re-statement of the released SynCamMaster DiT math (DESIGN section 2).
+"""A straightforward, independent re-statement of the released SynCamMaster DiT math (docs/architecture.md,
+section 1).
 
 It works on a state dict with the released (original Wan) key names and plain torch functions, deliberately sharing
 no code with the product: RoPE as complex rotations in float64, attention written out, every tensor named by shape.

@@ -136,3 +136,20 @@ def test_mag_cache_with_given_ratios(pipe, work, uncached):
         transformer.disable_cache()
     assert cached_work["ffn"] < full_work["ffn"]
     assert 0 < ((cached - reference).norm() / reference.norm()).item() < 0.05
+
+
+def test_diffusers_timestep_callback_reads_the_pipeline(pipe, work, uncached):
+    """diffusers' recipe ``current_timestep_callback=lambda: pipe.current_timestep`` works and gives the videos of
+    the transformer's own recorded timestep."""
+    transformer = pipe.transformer
+    results = []
+    for current in (lambda: pipe.current_timestep, lambda: transformer.current_timestep):
+        transformer.enable_cache(cache_config("pyramid-attention", None, current))
+        try:
+            results.append(sample(pipe, work))
+        finally:
+            transformer.disable_cache()
+    (from_pipe, pipe_work), (from_transformer, transformer_work) = results
+    assert torch.equal(from_pipe, from_transformer) and pipe_work == transformer_work
+    assert pipe_work["attention"] < uncached[1]["attention"]  # the cache did skip attention by the timestep
+    assert pipe.current_timestep is None  # cleared after the call

@@ -23,24 +23,15 @@ from syncammaster.cameras import (
     ue_to_opencv_c2w,
 )
 
-SHARED_FILE = Path(__file__).resolve().parents[2] / "shared/data/syncamvideo_val/cameras/camera_extrinsics.json"
 GENERATED_PRESETS = ["arc", "elevation", "dolly", "orbit"]
 RELEASED_PRESETS = ["az", "el", "dis", "syncamvideo"]
 
 
-def _packaged_file() -> Path:
-    resource = importlib.resources.files("syncammaster") / "presets" / "syncamvideo_val_extrinsics.json"
-    return Path(str(resource))
-
-
-@pytest.fixture(params=["shared", "packaged"])
-def camera_file(request) -> Path:
-    """The real SynCamVideo validation cameras: the copy in ../shared/data, and the one shipped in the package."""
-    if request.param == "shared":
-        if not SHARED_FILE.is_file():
-            pytest.skip(f"shared data not present at {SHARED_FILE}")
-        return SHARED_FILE
-    return _packaged_file()
+@pytest.fixture
+def camera_file() -> Path:
+    """The real SynCamVideo validation cameras (val/basic/cameras/camera_extrinsics.json of the dataset, 10 cameras),
+    as the package ships them."""
+    return Path(str(importlib.resources.files("syncammaster") / "presets" / "syncamvideo_val_extrinsics.json"))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -142,7 +142,7 @@ def test_generate_end_to_end(model_dir, tmp_path, capsys):
 
 
 def test_generate_without_shipped_model(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("syncammaster.cli.default_model_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("syncammaster.app.default_model_dir", lambda: tmp_path / "none")
     code, _, err = run(["generate", "--prompt", "x", "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "--model" in err and len(err.strip().splitlines()) == 1
 

@@ -2,6 +2,7 @@ import copy
 
 import torch
 
+from syncammaster.encoding import latent_statistics
 from syncammaster.pipeline import use_channels_last_3d
 
 from tiny import tiny_pipeline
@@ -13,9 +14,7 @@ def test_cpu_decoding_uses_channels_last_3d_and_gives_the_same_frames():
     latents = torch.randn(2, 16, 3, 4, 6, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         decoded = pipe.decode_latents(latents)  # (2, 3, 9, 32, 48)
-        z_dim = contiguous.config.z_dim
-        mean = torch.tensor(contiguous.config.latents_mean).view(1, z_dim, 1, 1, 1)
-        std = torch.tensor(contiguous.config.latents_std).view(1, z_dim, 1, 1, 1)
+        mean, std = latent_statistics(contiguous)  # (1, C, 1, 1, 1) each
         expected = contiguous.decode(latents * std + mean, return_dict=False)[0]
     convolutions = [m for m in pipe.vae.modules() if isinstance(m, torch.nn.Conv3d)]
     assert convolutions and all(m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convolutions)

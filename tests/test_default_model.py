@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from syncammaster.cli import default_model_dir, main
+from syncammaster.app import default_model_dir
+from syncammaster.cli import main
 from syncammaster.scene import Scene
 
 PROMPT = "A large red sphere bounces near a small blue cube, on a grey stone floor under a clear sky."

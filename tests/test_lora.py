@@ -184,3 +184,31 @@ def test_cli_lora_equals_merged_weights(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "LoRA file not found" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_attention_kwargs_scale_the_lora(pipe, tmp_path):
+    """diffusers' ``attention_kwargs={"scale": s}`` scales the loaded LoRA for one forward, or for one pipeline call."""
+    transformer = pipe.transformer
+    lora = random_lora(transformer, LAYERS, seed=7)
+    half_merged, full_merged = forward(merged(transformer, lora, 0.5)), forward(merged(transformer, lora, 1.0))
+    pipe.load_lora_weights({f"transformer.{name}.lora_{ab}.weight": m for name, (down, up) in lora.items()
+                            for ab, m in (("A", down), ("B", up))}, adapter_name="style")
+    generator = torch.Generator().manual_seed(1)
+    latents = torch.randn(NUM_VIEWS, 16, 3, 4, 6, generator=generator)
+    text = torch.randn(NUM_VIEWS, 7, TEXT_DIM, generator=generator)
+    cameras = torch.randn(NUM_VIEWS, 3, 12, generator=generator)
+    with torch.no_grad():
+        half = transformer(latents, 500.0, text, camera_embedding=cameras, num_views=NUM_VIEWS,
+                           attention_kwargs={"scale": 0.5}).sample
+    torch.testing.assert_close(half, half_merged, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(forward(transformer), full_merged, rtol=1e-4, atol=1e-5)  # the scale was for one call
+
+    from syncammaster import CameraRig
+
+    call = {"prompt": CAPTIONS[0], "rig": CameraRig.preset("arc", num_views=NUM_VIEWS), "height": 32, "width": 48,
+            "num_frames": 9, "num_inference_steps": 2, "seed": 0, "output_type": "latent"}
+    unscaled = pipe(**call, attention_kwargs={"scale": 0.0}).frames
+    with_lora = pipe(**call).frames
+    pipe.unload_lora_weights()
+    torch.testing.assert_close(unscaled, pipe(**call).frames, rtol=0, atol=1e-6)
+    assert (with_lora - unscaled).abs().max() > 1e-3

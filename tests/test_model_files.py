@@ -9,7 +9,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from syncammaster.cli import main
-from syncammaster.model_files import ModelFilesError, check_model_folder, check_wan_folder
+from syncammaster.model_files import (
+    RELEASE_NUM_FRAMES,
+    ModelFilesError,
+    check_model_folder,
+    check_wan_folder,
+    video_defaults,
+)
 
 from reference_syncammaster import RefConfig, random_official_state_dict
 from tiny import tiny_pipeline
@@ -217,3 +223,20 @@ def test_train_refuses_a_bad_config_in_one_line(name, tmp_path, monkeypatch, cap
     code, err = _run(["train", "--config", str(path)], capsys)
     _assert_one_line_failure(code, err, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_video_defaults_come_from_the_model_index_before_loading(model_dir, tmp_path):
+    released = {"num_frames": RELEASE_NUM_FRAMES, "height": 480, "width": 832, "fps": 15.0}
+    assert video_defaults(None) == released
+    assert video_defaults(model_dir) == released  # the tiny pipeline keeps the release's defaults
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    _edit_index(copy, default_fps=24.0, default_num_frames=17, default_height=64)
+    assert video_defaults(copy) == {"num_frames": 17, "height": 64, "width": 832, "fps": 24.0}
+    index = json.loads((copy / "model_index.json").read_text())
+    del index["default_fps"]  # a folder saved before the key existed: SynCamVideo's rate
+    (copy / "model_index.json").write_text(json.dumps(index))
+    assert video_defaults(copy)["fps"] == 15.0
+    _edit_index(copy, default_fps="fast")
+    with pytest.raises(ModelFilesError, match="default_fps='fast', not a positive number"):
+        video_defaults(copy)

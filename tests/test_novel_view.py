@@ -8,13 +8,14 @@ from PIL import Image
 
 from syncammaster import CameraRig, SynCamMasterTransformer3DModel
 from syncammaster.cli import main
-from syncammaster.data.cache import resize_and_crop
+from syncammaster.encoding import resize_and_crop
 from syncammaster.pipeline import reference_frames
 from syncammaster.scene import Scene, read_video, write_video
 from syncammaster.training import FlowMatchingModule
 from syncammaster.training.stages import _load_sync_start
 
 from tiny import CAPTIONS, tiny_pipeline
+from videos import frame_numbers, make_video, numbered_frame
 
 SIZE = {"height": 32, "width": 48, "num_frames": 9}
 
@@ -228,7 +229,8 @@ def test_generate_from_a_video_writes_a_complete_scene(model_dir, tmp_path, caps
     out = tmp_path / "scene"
     assert main(generate_argv(model_dir, out, "--video", str(source), "--video-view", "cam02")) == 0
     stdout = capsys.readouterr().out
-    assert "resized and centre-cropped 64x40 to 48x32" in stdout and "frames 1-9 of 13" in stdout
+    assert ("--video: seconds 0.00-0.53 of 0.87, 9 frames at 15 fps (every frame of the 15 fps video), 64x40; "
+            "resized and centre-cropped to 48x32; it is camera cam02") in stdout
     scene = Scene.read(out)
     assert len(scene.videos) == 3 and (out / "grid.mp4").is_file()
     # The given camera's video is the input as resized (H.264 with subsampled colour, twice, on 48x32 frames: a few
@@ -255,7 +257,9 @@ def write_bytes(path, data):
         (lambda d: write_bytes(d / "empty.mp4", b""), [], "empty or corrupt"),
         (lambda d: write_bytes(d / "corrupt.mp4", np.random.default_rng(0).bytes(4000)), [], "empty or corrupt"),
         (lambda d: Image.fromarray(random_video(0)[0]).save(d / "still.png") or d / "still.png", [], "still image"),
-        (lambda d: write_video(d / "short.mp4", random_video(0, frames=5)) or d / "short.mp4", [], "fewer than the 9"),
+        (lambda d: write_video(d / "short.mp4", random_video(0, frames=5)) or d / "short.mp4", [],
+         "short.mp4 gives 5 frames at 15 fps, fewer than the 9 asked; give --frames 5 (4k+1 counts that fit) or a "
+         "longer video"),
         (lambda d: write_video(d / "ok.mp4", random_video(0)) or d / "ok.mp4", ["--video-view", "3"], "0 to 2"),
         (lambda d: write_video(d / "ok.mp4", random_video(0)) or d / "ok.mp4", ["--video-view", "cam9"], "0 to 2"),
     ],
@@ -275,3 +279,60 @@ def test_generate_refuses_bad_videos_and_keeps_the_folder(model_dir, tmp_path, c
 def test_video_flags_need_a_video(model_dir, tmp_path, capsys):
     assert main(generate_argv(model_dir, tmp_path / "o", "--video-view", "1")) == 1
     assert "need --video" in capsys.readouterr().err
+
+
+def test_a_phone_clip_is_upright_sampled_at_the_model_rate_and_written_at_it(model_dir, tmp_path, capsys):
+    """A portrait phone clip: 60 fps, stored 48x32 with a -90 degree display matrix (shown 32x48)."""
+    picture = np.zeros((32, 48, 3), np.uint8)
+    picture[:, :24] = 255  # stored: left half white; shown turned clockwise: top half white
+    pictures = [np.maximum(picture, np.pad(numbered_frame(i), ((0, 16), (0, 0), (0, 0)))[:, :48]) for i in range(90)]
+    source = make_video(tmp_path / "phone.mp4", pictures, fps=60, rotation=-90)
+    out = tmp_path / "scene"
+    assert main(generate_argv(model_dir, out, "--video", str(source), "--width", "32", "--height", "48")) == 0
+    stdout = capsys.readouterr().out
+    assert ("--video: seconds 0.00-0.53 of 1.50, 9 frames at 15 fps (every 4th frame of the 60 fps video), 32x48 "
+            "(stored 48x32, turned 90 degrees clockwise); it is camera cam01") in stdout
+    scene = Scene.read(out)
+    assert scene.fps == 15  # the rate the frames represent, not the source's 60
+    given = scene.videos[0].astype(float)  # (T, 48, 32, 3), upright
+    assert given[:, :20].mean() > 200 and given[:, 28:].mean() < 60  # white on top, as the phone shows it
+
+    # --video-fps and --video-start choose the rate and the stretch; the written videos follow the rate.
+    again = tmp_path / "again"
+    assert main(generate_argv(model_dir, again, "--video", str(source), "--video-fps", "30", "--video-start", "0.5",
+                              "--width", "32", "--height", "48")) == 0
+    assert "seconds 0.50-0.77 of 1.50, 9 frames at 30 fps (every 2nd frame" in capsys.readouterr().out
+    assert Scene.read(again).fps == 30
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--frames", "17"], "gives 12 frames at 15 fps, fewer than the 17 asked; give --frames 5 or 9 (4k+1 counts "
+         "that fit), --video-fps 20.9 (17 frames closer together) or a longer video"),
+        (["--frames", "9", "--video-start", "0.4"], "gives 6 frames from 0.4 s at 15 fps, fewer than the 9 asked; "
+         "give --frames 5 (4k+1 counts that fit), --video-fps 21.9 (9 frames closer together), an earlier "
+         "--video-start or a longer video"),
+        (["--frames", "1"], "--frames 1 with --video: a given video needs at least 5 frames (4k+1); give --frames 5"),
+        (["--video-start", "2"], "the start 2 s is past the end of"),
+    ],
+)
+def test_video_checks_run_before_the_model_loads_and_name_valid_values(model_dir, tmp_path, capsys, monkeypatch,
+                                                                       extra, needle):
+    source = make_video(tmp_path / "short.mp4", [numbered_frame(i) for i in range(24)], fps=30)  # 0.8 s at 30 fps
+    monkeypatch.setattr("syncammaster.app.load_pipeline", lambda args: pytest.fail("the model was loaded"))
+    code = main(generate_argv(model_dir, tmp_path / "out", "--video", str(source), *extra))
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_hinted_values_are_accepted(model_dir, tmp_path, capsys):
+    """The values the too-short hint names fit: --frames 9, or 17 frames at --video-fps 20.9."""
+    source = make_video(tmp_path / "short.mp4", [numbered_frame(i) for i in range(24)], fps=30)
+    from syncammaster.app import read_reference_video
+
+    assert frame_numbers(read_reference_video(str(source), 9, 15.0).frames) == list(range(0, 18, 2))
+    assert read_reference_video(str(source), 9, 21.9, start=0.4).frames.shape[0] == 9
+    clip = read_reference_video(str(source), 17, 20.9)
+    assert clip.frames.shape[0] == 17 and frame_numbers(clip.frames)[-1] <= 23

@@ -17,6 +17,8 @@ from syncammaster.scene import Scene
 
 from tiny import CAPTIONS, tiny_pipeline
 
+pytestmark = pytest.mark.slow  # several processes
+
 SIZE = {"height": 16, "width": 32, "num_frames": 5}
 STEPS = 2
 

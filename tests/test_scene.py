@@ -10,7 +10,8 @@ import pytest
 
 import syncammaster.scene as scene_module
 from syncammaster.cameras import CameraRig, Intrinsics
-from syncammaster.scene import Scene, SceneError, read_video, tile_videos, write_video
+from syncammaster.scene import Scene, SceneError, tile_videos
+from syncammaster.video import read_video
 
 NUM_FRAMES, HEIGHT, WIDTH = 5, 32, 48  # non-square on purpose
 
@@ -37,41 +38,6 @@ def _scene(num_views: int = 3, **kwargs) -> Scene:
 
 def _leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.iterdir() if ".partial-" in p.name]
-
-
-def test_video_round_trip(tmp_path):
-    video = _smooth_video(0)
-    write_video(tmp_path / "v.mp4", video, fps=15.0)
-    again = read_video(tmp_path / "v.mp4")
-    assert again.shape == video.shape and again.dtype == np.uint8
-    assert np.abs(again.astype(float) - video).mean() < 3.0
-
-
-def test_write_video_validates(tmp_path):
-    with pytest.raises(SceneError, match="even width and height"):
-        write_video(tmp_path / "v.mp4", np.zeros((2, 31, 48, 3), np.uint8))
-    with pytest.raises(SceneError, match="uint8"):
-        write_video(tmp_path / "v.mp4", np.zeros((2, 32, 48, 3), np.float32))
-    with pytest.raises(SceneError, match=r"\(T, H, W, 3\)"):
-        write_video(tmp_path / "v.mp4", np.zeros((32, 48, 3), np.uint8))
-    with pytest.raises(SceneError, match="fps"):
-        write_video(tmp_path / "v.mp4", np.zeros((2, 32, 48, 3), np.uint8), fps=0)
-
-
-def test_corrupt_missing_or_empty_video(tmp_path):
-    (tmp_path / "junk.mp4").write_bytes(b"this is not a video" * 10)
-    with pytest.raises(SceneError, match="junk.mp4"):
-        read_video(tmp_path / "junk.mp4")
-    (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(SceneError, match="empty.mp4"):
-        read_video(tmp_path / "empty.mp4")
-    with pytest.raises(SceneError, match="missing.mp4 does not exist"):
-        read_video(tmp_path / "missing.mp4")
-    write_video(tmp_path / "good.mp4", _smooth_video(0))
-    data = (tmp_path / "good.mp4").read_bytes()
-    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
-    with pytest.raises(SceneError, match="truncated.mp4"):
-        read_video(tmp_path / "truncated.mp4")
 
 
 def test_tile_videos():

@@ -12,6 +12,7 @@ from tiny import tiny_pipeline
 
 def test_a_taken_port_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install -e '.[ui]')")
+    pytest.importorskip("plotly", reason="plotly is not installed (pip install -e '.[ui]')")
     model = tmp_path / "model"
     tiny_pipeline().save_pretrained(model)
     scratch = tmp_path / "tmp"

@@ -26,6 +26,25 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def number_at_least(minimum: float, inclusive: bool):
+    """A finite number >= ``minimum`` (``inclusive``) or > ``minimum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {text}")
+        return value
+
+    return parse
+
+
+positive_float = number_at_least(0.0, inclusive=False)
+non_negative_float = number_at_least(0.0, inclusive=True)
+
+
 def size(text: str) -> int:
     """Pixels, a positive multiple of 16 (Wan's 8x VAE and 2x patch)."""
     value = positive_int(text)

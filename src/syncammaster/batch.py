@@ -43,19 +43,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import save_atomically, write_atomically
-from .cli import (
+from .app import (
     RIG_PLOT_FILE,
     CommandError,
-    _add_loras_and_cache,
-    _check_cache,
-    _join_processes,
-    _load_pipeline,
-    _read_reference_video,
-    _reference_view_index,
+    add_loras_and_step_cache,
+    check_step_cache,
     default_model_dir,
     generated_scene,
+    join_processes,
+    load_pipeline,
+    read_reference_video,
+    reference_view_index,
 )
+from .atomic import save_atomically, write_atomically
 
 try:
     import fcntl
@@ -283,7 +283,7 @@ def plan(requests: list[SceneRequest], args) -> tuple[list[PlannedScene], list[t
                 if not video.is_file():
                     raise CommandError(f"video {video} does not exist; check the path (relative paths in a line "
                                        "start from the prompts file's folder)")
-                reference_view = _reference_view_index(rig, request.video_view)
+                reference_view = reference_view_index(rig, request.video_view)
             elif request.video_view != "0":
                 raise CommandError("video_view needs a video (the given view)")
         except (CommandError, CameraError) as error:
@@ -399,7 +399,7 @@ def run_batch(args) -> None:
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; give a folder for the data set")
     todo = [scene for scene in scenes if processes.makes(scene.request.index) and not finished(out, scene)]
-    cache_threshold = _check_cache(args)
+    cache_threshold = check_step_cache(args)
     if args.cache is not None and processes.ranks_per_scene > 1:
         raise CommandError("--cache does not combine with --ranks-per-scene > 1 (each process would skip different "
                            "steps); drop --cache or use --ranks-per-scene 1")
@@ -410,7 +410,7 @@ def run_batch(args) -> None:
             _report(args.prompts, line, problem)
 
     # 2. Load the model once (under torchrun, each group of --ranks-per-scene processes shares each scene).
-    group = _join_processes(args)
+    group = join_processes(args)
     if group is not None and processes.ranks_per_scene == 1:
         group = None  # each process makes whole scenes
     elif group is not None and processes.ranks_per_scene < processes.world_size:
@@ -420,8 +420,8 @@ def run_batch(args) -> None:
     failed = []
     made = 0
     if todo:
-        pipe = _load_pipeline(args)
-        _add_loras_and_cache(pipe, args, cache_threshold)
+        pipe = load_pipeline(args)
+        add_loras_and_step_cache(pipe, args, cache_threshold)
         if args.compile:
             compile_transformer(pipe)
         pipe.set_progress_bar_config(desc="denoising", leave=False, disable=args.quiet)
@@ -460,10 +460,10 @@ def _make_scene(pipe, scene: PlannedScene, args, out: Path, group, writes: bool,
     request = scene.request
     reference_kwargs = {}
     if request.video is not None:
-        reference = _read_reference_video(request.video)
-        if args.frames is not None and reference.shape[0] < args.frames:
-            raise CommandError(f"video {request.video} has {reference.shape[0]} frames, fewer than the "
-                               f"{args.frames} to generate; give a longer video or lower --frames")
+        # As `generate --video`: upright, sampled at the model's training rate unless --video-fps says otherwise.
+        num_frames = args.frames or pipe.config.default_num_frames
+        fps = args.video_fps or pipe.config.default_fps
+        reference = read_reference_video(request.video, num_frames, fps, args.video_start).frames
         mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
         reference_kwargs = {"reference_video": reference, "reference_view": scene.reference_view,
                             "reference_mode": mode}
@@ -489,5 +489,6 @@ def _make_scene(pipe, scene: PlannedScene, args, out: Path, group, writes: bool,
         buffer = io.BytesIO()
         scene.rig.plot(buffer, title=f"{scene.rig.num_views} cameras: {request.rig}")
         rig_plots[key] = buffer.getvalue()
-    generated = generated_scene(pipe, result.videos[0], scene.rig, request.prompt, args.fps)
+    fps = args.fps or (args.video_fps if request.video is not None and args.video_fps else pipe.config.default_fps)
+    generated = generated_scene(pipe, result.videos[0], scene.rig, request.prompt, fps)
     write_scene(scene_dir(out, request.index), generated, rig_plots[key], scene.settings)

@@ -8,11 +8,11 @@ attention layer for a few steps; FasterCache does the same and also approximates
 classifier-free guidance from the conditional one. The hooks come from ``diffusers.hooks`` unchanged;
 ``SynCamMasterTransformerBlock`` is registered with diffusers' block registry where the model is defined.
 
-The defaults below were chosen on the shipped model at the default generate (``benchmarks/cache.py``; RESULTS.md,
-"Caches"): TaylorSeer-Lite, the recommended cache, runs 12 of the 50 steps fully (the first 6, then every 8th) at
-about 35 dB PSNR to the uncached videos; TaylorSeer every 3 steps runs 38% of the blocks' work at 42.5 dB, but the
-layers it leaves to run between its full steps (norms, modulation, the multi-view regrouping) cost a small model a
-large share of a step; First Block Cache at 0.1 runs 47% at 35.4 dB (at 0.2: 33%, 26.5 dB).
+The defaults below (TaylorSeer-Lite: the first 6 steps, then every 8th, run fully; TaylorSeer every 3 steps; First
+Block Cache at 0.1) were chosen by ``benchmarks/cache.py`` on the shipped model at the default generate: the work each
+skips, its speed and its PSNR to the uncached videos are in benchmarks/RESULTS.md, section "Caches". TaylorSeer-Lite
+is the recommended one: TaylorSeer's steps in between still run what it does not extrapolate (norms, modulation, the
+multi-view regrouping), which costs a small model a large share of a step.
 
 ``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``cache_config`` builds one
 from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line (``CacheMethod.knob``

@@ -436,7 +436,7 @@ class CameraRig:
             self._c2w[indices], [self._names[i] for i in indices], intrinsics=self._intrinsics, subject=self._subject
         )
 
-    # -- the SynCamMaster embedding (DESIGN section 2) -----------------------------------------------------------
+    # -- the SynCamMaster embedding (docs/architecture.md, section 1.2) -------------------------------------------
 
     def relative_c2w(self, num_frames: int) -> np.ndarray:
         """(V, num_frames, 4, 4) poses relative to view 0 of the same frame: ``rel_v = inv(c2w_0) @ c2w_v``.
@@ -638,16 +638,39 @@ class CameraRig:
         names = ", ".join(self._names) if self.num_views <= 4 else f"{self._names[0]}..{self._names[-1]}"
         return f"CameraRig({views} ({names}), {frames}, baseline {baseline:.2f} units, max angle {angle:.1f} deg)"
 
+    def display_frame(self) -> tuple[np.ndarray, tuple[str, str, str]]:
+        """The (3, 3) map from world coordinates to the right-handed frame drawings use, and that frame's axis names.
+
+        A left-handed world (det R < 0, e.g. Unreal's X forward, Y right, Z up) would look mirrored in a drawing's
+        right-handed axes, so its Y axis is negated: (X, -Y, Z) is right-handed with Z up. A right-handed world is
+        drawn as it is.
+        """
+        if np.linalg.det(self._c2w.reshape(-1, 4, 4)[0, :3, :3]) < 0:
+            return np.diag([1.0, -1.0, 1.0]), ("X forward", "-Y (left)", "Z up")
+        return np.eye(3), ("world x", "world y", "world z")
+
+    def frustum_corners(self, depth: float, frame_index: int = 0) -> np.ndarray:
+        """(V, 4, 3) world corners of each camera's image rectangle ``depth`` along its optical axis: top-left,
+        top-right, bottom-right, bottom-left. The field of view is the intrinsics', else SynCamVideo's square one."""
+        # Image-plane half extents per unit depth.
+        if self._intrinsics is not None:
+            half_x = self._intrinsics.width / 2 / self._intrinsics.fx
+            half_y = self._intrinsics.height / 2 / self._intrinsics.fy
+        else:
+            half_x = half_y = SYNCAMVIDEO_SENSOR_MM / 2 / SYNCAMVIDEO_FOCAL_MM
+        # Corners in camera coordinates (x right, y down, z forward).
+        corners_cam = depth * np.array(
+            [[-half_x, -half_y, 1.0], [half_x, -half_y, 1.0], [half_x, half_y, 1.0], [-half_x, half_y, 1.0]]
+        )  # (4, 3)
+        c2w = self.c2w_at(frame_index)  # (V, 4, 4)
+        return np.einsum("vij,kj->vki", c2w[:, :3, :3], corners_cam) + c2w[:, None, :3, 3]  # (V, 4, 3)
+
     def plot(self, path: str | Path | BinaryIO, title: str | None = None) -> None:
         """Save a 3D PNG of the camera frustums (frame 0; centre paths for a per-frame rig) to a path or binary file."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        # Display frame: a left-handed world (det R < 0, e.g. Unreal's X forward, Y right, Z up) would look mirrored
-        # in matplotlib's right-handed axes, so its Y axis is negated for display: (X, -Y, Z) is right-handed with Z
-        # up. A right-handed world is drawn as it is.
-        flip = np.diag([1.0, -1.0, 1.0]) if np.linalg.det(self._c2w.reshape(-1, 4, 4)[0, :3, :3]) < 0 else np.eye(3)
-
+        flip, axis_names = self.display_frame()
         c2w = self.c2w_at(0)  # (V, 4, 4)
         centres = c2w[:, :3, 3]  # (V, 3)
         points = [centres] if self._subject is None else [centres, self._subject[None]]
@@ -657,17 +680,7 @@ class CameraRig:
         lo, hi = all_points.min(0), all_points.max(0)
         extent = max(float((hi - lo).max()), 0.5)
         depth = 0.15 * extent  # frustum length along the optical axis
-
-        # Image-plane half extents per unit depth: from the intrinsics, else the SynCamVideo square field of view.
-        if self._intrinsics is not None:
-            half_x = self._intrinsics.width / 2 / self._intrinsics.fx
-            half_y = self._intrinsics.height / 2 / self._intrinsics.fy
-        else:
-            half_x = half_y = SYNCAMVIDEO_SENSOR_MM / 2 / SYNCAMVIDEO_FOCAL_MM
-        # Corners in camera coordinates (x right, y down, z forward): top-left, top-right, bottom-right, bottom-left.
-        corners_cam = depth * np.array(
-            [[-half_x, -half_y, 1.0], [half_x, -half_y, 1.0], [half_x, half_y, 1.0], [-half_x, half_y, 1.0]]
-        )  # (4, 3)
+        frustums = self.frustum_corners(depth) @ flip.T  # (V, 4, 3) display coordinates
 
         fig = Figure(figsize=(7, 6))
         FigureCanvasAgg(fig)
@@ -675,7 +688,7 @@ class CameraRig:
         colors = [f"C{v % 10}" for v in range(self.num_views)]
         for v, name in enumerate(self._names):
             rotation, centre = c2w[v, :3, :3], c2w[v, :3, 3]
-            corners = (corners_cam @ rotation.T + centre) @ flip.T  # (4, 3)
+            corners = frustums[v]  # (4, 3)
             apex = centre @ flip.T  # (3,)
             for corner in corners:
                 ax.plot(*np.stack([apex, corner]).T, color=colors[v], linewidth=1.0)
@@ -700,14 +713,9 @@ class CameraRig:
         ax.set_ylim(mid[1] - half, mid[1] + half)
         ax.set_zlim(mid[2] - half, mid[2] + half)
         ax.set_box_aspect((1, 1, 1))
-        if np.allclose(flip, np.eye(3)):
-            ax.set_xlabel("world x")
-            ax.set_ylabel("world y")
-            ax.set_zlabel("world z")
-        else:
-            ax.set_xlabel("X forward")
-            ax.set_ylabel("-Y (left)")
-            ax.set_zlabel("Z up")
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
+        ax.set_zlabel(axis_names[2])
         ax.view_init(elev=20, azim=-155)  # from behind and above, as for UE (X forward, -Y left, Z up)
         ax.set_title(title if title is not None else repr(self), fontsize=9)
         fig.savefig(path, format="png", dpi=120)

@@ -1,4 +1,5 @@
-"""The ``syncammaster`` command: generate, cameras, convert, render, sample-list, cache, evaluate, train.
+"""The ``syncammaster`` command: generate, cameras, convert, render, sample-list, cache, evaluate, train, export, ui,
+download.
 
 Every failure ends in one line on stderr (``syncammaster <command>: error: ...``) and a non-zero exit code; a failed
 command leaves its output folder as it found it.
@@ -8,23 +9,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
-from .argtypes import frame_count, lora_file_and_scale, non_negative_int, positive_int, size
+from . import app
+from .app import default_model_dir  # noqa: F401 (the shipped model's folder; scripts import it from here)
+from .argtypes import (
+    frame_count,
+    lora_file_and_scale,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    size,
+)
 from .atomic import save_atomically
 from .caching import CACHE_METHODS
+from .hub import CHECKPOINT_FILE, CHECKPOINT_REPO, WAN_REPO
 
-RIG_PLOT_FILE = "rig.png"
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit code 1."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -32,167 +37,6 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def default_model_dir() -> Path:
-    """The small SynCamMaster shipped inside the package."""
-    return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
-
-
-# ---------------------------------------------------------------------- generate
-
-
-def _load_pipeline(args):
-    import torch
-
-    from .model_files import load_model_folder
-    from .pipeline import SynCamMasterPipeline
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {
-        "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
-        "fp32": torch.float32,
-        "bf16": torch.bfloat16,
-        "fp16": torch.float16,
-    }[args.dtype]
-    if getattr(args, "quiet", False):  # no loading bars either (diffusers' and transformers')
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
-    if args.wan is not None:
-        if args.model is not None:
-            raise CommandError("give either --model or --wan (with --checkpoint), not both")
-        pipe = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
-    else:
-        if args.checkpoint is not None:
-            raise CommandError("--checkpoint needs --wan WAN_FOLDER (the Wan2.1-T2V diffusers folder it extends)")
-        if args.model is None and not (default_model_dir() / "model_index.json").is_file():
-            raise CommandError(
-                "this installation has no shipped default model yet; pass --model DIR (a SynCamMaster "
-                "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
-            )
-        pipe = load_model_folder(args.model if args.model is not None else default_model_dir(), dtype=dtype)
-    if args.cpu_offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    if args.vae_tiling:
-        pipe.vae.enable_tiling()
-    if args.vae_slicing:
-        pipe.vae.enable_slicing()
-    return pipe
-
-
-def _check_cache(args) -> float | None:
-    """``--cache`` / ``--cache-threshold``, checked before any model is loaded; the threshold to use."""
-    from .caching import cache_config
-
-    if args.cache is None:
-        if args.cache_threshold is not None:
-            raise CommandError("--cache-threshold needs --cache NAME")
-        return None
-    if args.cache == "faster" and args.no_sync:
-        raise CommandError("--cache faster needs the multi-view module (it splits the camera batch); drop --no-sync")
-    threshold = CACHE_METHODS[args.cache].default if args.cache_threshold is None else args.cache_threshold
-    cache_config(args.cache, threshold, lambda: 0.0)  # a bad value fails here, in one line
-    return threshold
-
-
-def _add_loras_and_cache(pipe, args, cache_threshold: float | None) -> None:
-    """Loads each ``--lora FILE[:SCALE]`` into the transformer and turns on ``--cache``."""
-    if args.lora:
-        names = [f"lora{index}" for index in range(len(args.lora))]
-        for name, (path, _) in zip(names, args.lora, strict=True):
-            pipe.load_lora_weights(path, adapter_name=name)
-        pipe.set_adapters(names, [scale for _, scale in args.lora])
-    if args.cache is not None:
-        from .caching import cache_config
-
-        transformer = pipe.transformer
-        transformer.enable_cache(cache_config(args.cache, cache_threshold, lambda: transformer.current_timestep))
-
-
-def _check_out_dir_free(out: Path, rig) -> None:
-    """Fails before any work if the scene files would clash with files already in ``out``."""
-    from .scene import scene_files
-
-    clash = next((out / rel for rel in [*scene_files(rig.names), RIG_PLOT_FILE] if (out / rel).exists()), None)
-    if clash is not None:
-        raise CommandError(f"{clash} already exists; choose another --out folder (existing files are never replaced)")
-
-
-def _reference_view_index(rig, view: str) -> int:
-    """``--video-view``: a camera's index in the rig (0 = the first) or its name (cam01, ...)."""
-    if view in rig.names:
-        return rig.names.index(view)
-    try:
-        index = int(view)
-    except ValueError:
-        index = -1
-    if not 0 <= index < rig.num_views:
-        raise CommandError(
-            f"--video-view {view} is not a camera of the {rig.num_views}-view rig; give an index 0 to "
-            f"{rig.num_views - 1} or a name ({', '.join(rig.names)})"
-        )
-    return index
-
-
-def _read_reference_video(path: str):
-    """The ``--video`` frames, checked before any model is loaded: a readable video, not a still image."""
-    from .scene import read_video
-
-    if Path(path).is_dir():
-        raise CommandError(f"--video {path} is a folder; give a video file (a scene's videos/camNN.mp4 works)")
-    frames = read_video(path)  # (T, H, W, 3); missing, empty or corrupt files raise a one-line SceneError
-    if frames.shape[0] == 1:
-        raise CommandError(f"{path} holds a single frame (a still image); --video needs a video")
-    return frames
-
-
-def generated_scene(pipe, videos, rig, prompt: str, fps: float):
-    """The Scene of one prompt's generated videos: V float arrays (T, H, W, 3) in [0, 1] (``output_type="np"``)
-    become uint8, with the intrinsics of the model's training data."""
-    import numpy as np
-
-    from .scene import Scene
-
-    videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in videos]  # V x (T, H, W, 3)
-    height, width = videos[0].shape[1:3]
-    return Scene(videos=videos, rig=rig, intrinsics=pipe.training_intrinsics(width, height), prompt=prompt, fps=fps)
-
-
-def write_generated_scene(scene, out: Path, rig_name: str) -> Path:
-    """Write a generated scene folder: the scene's files, ``grid.mp4`` and ``rig.png`` (titled with ``rig_name``)."""
-    rig_png = io.BytesIO()
-    scene.rig.plot(rig_png, title=f"{scene.rig.num_views} cameras: {rig_name}")
-    return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
-
-
-def _join_processes(args):
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): joins the processes that share the sample and returns their group.
-
-    Each process takes ``cuda:LOCAL_RANK`` (nccl) when there are GPUs, else the CPU (gloo); the processes other than
-    rank 0 run quiet and write nothing. One process alone: ``None``.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import atexit
-
-    import torch
-    import torch.distributed as dist
-
-    if args.device in (None, "cuda"):
-        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    on_gpu = args.device.startswith("cuda")
-    if on_gpu:
-        torch.cuda.set_device(args.device)
-    dist.init_process_group("nccl" if on_gpu else "gloo", device_id=torch.device(args.device) if on_gpu else None)
-    atexit.register(dist.destroy_process_group)
-    if dist.get_rank() > 0:
-        args.quiet = True
-    return dist.group.WORLD
 
 
 def cmd_generate(args) -> None:
@@ -203,25 +47,28 @@ def cmd_generate(args) -> None:
 
         return run_batch(args)
     if args.ranks_per_scene != 1:
-        raise CommandError("--ranks-per-scene needs --prompts FILE; one --prompt is shared by all the processes")
+        raise app.CommandError("--ranks-per-scene needs --prompts FILE; one --prompt is shared by all the processes")
 
     # 1. Check inputs and the output folder before any work.
     rig = CameraRig.load(args.rig, num_views=args.views)
     out = Path(args.out)
-    _check_out_dir_free(out, rig)
-    reference, reference_view = None, 0
+    app.check_out_dir_free(out, rig)
+    clip, reference_view, defaults = None, 0, None
     if args.video is not None:
-        reference_view = _reference_view_index(rig, args.video_view)
-        reference = _read_reference_video(args.video)
-        if args.frames is not None and reference.shape[0] < args.frames:
-            raise CommandError(f"--video {args.video} has {reference.shape[0]} frames, fewer than the {args.frames} "
-                               "to generate; give a longer video or lower --frames")
-    elif args.video_view != "0" or args.reference_mode is not None:
-        raise CommandError("--video-view and --reference-mode need --video FILE (the given view)")
+        # The given video is read now, before the model loads, against the model's defaults (its config file).
+        from .model_files import video_defaults
 
-    cache_threshold = _check_cache(args)
+        reference_view = app.reference_view_index(rig, args.video_view)
+        defaults = video_defaults(None if args.wan is not None else args.model or app.default_model_dir())
+        clip = app.read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
+                                     args.video_fps or defaults["fps"], args.video_start)
+    elif args.video_view != "0" or args.reference_mode is not None or args.video_fps or args.video_start:
+        raise app.CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video FILE "
+                           "(the given view)")
+
+    cache_threshold = app.check_step_cache(args)
     if args.cache is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CommandError("--cache does not combine with several processes (each would skip different steps); "
+        raise app.CommandError("--cache does not combine with several processes (each would skip different steps); "
                            "drop --cache or run one process")
     if args.compile:
         from .compilation import check_compile
@@ -229,26 +76,31 @@ def cmd_generate(args) -> None:
         check_compile(args.device)
 
     # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
-    group = _join_processes(args)
-    pipe = _load_pipeline(args)
-    _add_loras_and_cache(pipe, args, cache_threshold)
+    group = app.join_processes(args)
+    if clip is not None and not args.quiet:
+        height, width = args.height or defaults["height"], args.width or defaults["width"]
+        same_size = clip.frames.shape[1:3] == (height, width)
+        resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
+        print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
+    pipe = app.load_pipeline(args)
+    app.add_loras_and_step_cache(pipe, args, cache_threshold)
     if args.compile:
         from .compilation import compile_transformer
 
         compile_transformer(pipe)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     reference_kwargs = {}
-    if reference is not None:
+    if clip is not None:
         # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
         mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
-        reference_kwargs = {"reference_video": reference, "reference_view": reference_view, "reference_mode": mode}
+        reference_kwargs = {"reference_video": clip.frames, "reference_view": reference_view, "reference_mode": mode}
     result = pipe(
         prompt=args.prompt,
         rig=rig,
         negative_prompt=args.negative_prompt,
         height=args.height,
         width=args.width,
-        num_frames=args.frames,
+        num_frames=args.frames if clip is None else clip.frames.shape[0],
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed=args.seed,
@@ -259,17 +111,13 @@ def cmd_generate(args) -> None:
     )
     if group is not None and group.rank() > 0:
         return  # rank 0 writes the scene
-    scene = generated_scene(pipe, result.videos[0], rig, args.prompt, args.fps)
+    # The written videos play at the rate their frames represent: the given video's sampling rate, else the model's.
+    fps = args.fps or (clip.fps if clip is not None else pipe.config.default_fps)
+    scene = app.generated_scene(pipe, result.videos[0], rig, args.prompt, fps)
     num_frames, height, width = scene.videos[0].shape[:3]  # the model's own size where the command named none
-    if reference is not None and not args.quiet:
-        used, source_height, source_width = reference.shape[:3]
-        resized = (source_height, source_width) != (height, width)
-        print(f"--video: used frames 1-{num_frames} of {used}" + (
-            f"; resized and centre-cropped {source_width}x{source_height} to {width}x{height}" if resized else "")
-            + f"; it is camera {rig.names[reference_view]}")
 
     # 3. Write the scene folder (the given video is its camera's video, as resized).
-    write_generated_scene(scene, out, rig_name=args.rig)
+    app.write_generated_scene(scene, out, rig_name=args.rig)
     if not args.quiet:
         print(f"wrote {rig.num_views} videos of {num_frames} frames at {width}x{height} to {out}/")
 
@@ -282,7 +130,7 @@ def cmd_cameras(args) -> None:
 
     if args.rig is None:
         if args.plot or args.export or args.views:
-            raise CommandError("--plot, --export and --views need --rig PRESET_OR_JSON")
+            raise app.CommandError("--plot, --export and --views need --rig PRESET_OR_JSON")
         width = max(len(name) for name in list_presets())
         for name, description in list_presets().items():
             print(f"{name:<{width}}  {description}")
@@ -291,7 +139,7 @@ def cmd_cameras(args) -> None:
     print(rig)
     for target in (args.plot, args.export):
         if target is not None and Path(target).exists():
-            raise CommandError(f"{target} already exists; choose another file name")
+            raise app.CommandError(f"{target} already exists; choose another file name")
     if args.plot:
         rig.plot(args.plot, title=f"{rig.num_views} cameras: {args.rig}")
         print(f"wrote {args.plot}")
@@ -306,23 +154,24 @@ def cmd_cameras(args) -> None:
 def cmd_convert(args) -> None:
     import torch
 
+    from .hub import resolve_file
     from .model_files import check_checkpoint_file
     from .models import SynCamMasterTransformer3DModel
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise CommandError(f"{out} is a file; choose a new --out folder")
+        raise app.CommandError(f"{out} is a file; choose a new --out folder")
     if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} exists and is not empty; choose a new --out folder")
-    check_checkpoint_file(args.checkpoint)
+        raise app.CommandError(f"{out} exists and is not empty; choose a new --out folder")
+    checkpoint = check_checkpoint_file(resolve_file(args.checkpoint, args.revision))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     if args.wan is not None:
         from .pipeline import SynCamMasterPipeline
 
-        model = SynCamMasterPipeline.from_wan(args.wan, args.checkpoint, torch_dtype=dtype)
+        model = SynCamMasterPipeline.from_wan(args.wan, checkpoint, torch_dtype=dtype, revision=args.revision)
     else:
         model = SynCamMasterTransformer3DModel.from_official_checkpoint(
-            args.checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
+            checkpoint, torch_dtype=dtype, **({"num_attention_heads": args.heads} if args.heads else {})
         )
     save_atomically(model.save_pretrained, out)
     print(f"wrote {'a SynCamMaster pipeline' if args.wan else 'a SynCamMaster transformer'} folder to {out}/")
@@ -340,12 +189,12 @@ def _plot_names(scenes: list[Path]) -> list[str]:
 def cmd_evaluate(args) -> None:
     from .cameras import Intrinsics
     from .evaluate import EvaluationSettings, evaluate_scene_dir, summarize
-    from .evaluate.report import format_table, plot_worst_pair, write_json
+    from .evaluate.report import LEGEND, format_table, legend, paper_row, plot_worst_pair, write_json
 
     # 1. Check inputs and outputs before any work.
     if args.intrinsics is not None and args.focal_per_side is not None:
-        raise CommandError("give either --intrinsics or --focal-per-side, not both")
-    settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag)
+        raise app.CommandError("give either --intrinsics or --focal-per-side, not both")
+    settings = EvaluationSettings(args.frames, args.ratio, args.ransac_px, args.max_lag, args.pose_estimator)
     intrinsics = Intrinsics.from_json(args.intrinsics) if args.intrinsics is not None else None
     scenes = [Path(s) for s in args.scenes]
     plots_dir = None
@@ -356,7 +205,7 @@ def cmd_evaluate(args) -> None:
         targets += [plots_dir / name for name in _plot_names(scenes)]
     clash = next((t for t in targets if t.exists()), None)
     if clash is not None and not args.overwrite:
-        raise CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
+        raise app.CommandError(f"{clash} already exists; choose another --json / --plots location or pass --overwrite")
     matcher = None
     if args.matcher is not None:
         from .evaluate.matching import LearnedMatcher
@@ -369,7 +218,7 @@ def cmd_evaluate(args) -> None:
 
         clip = ClipScorer(args.clip, device=args.device or "cpu")
 
-    # 2. Score every scene.
+    # 2. Score every scene; any scene that cannot be scored stops the command before anything is written.
     evaluations = []
     for scene in scenes:
         evaluation = evaluate_scene_dir(scene, settings, intrinsics=intrinsics, focal_per_side=args.focal_per_side,
@@ -379,6 +228,8 @@ def cmd_evaluate(args) -> None:
             report["clip"] = clip.scores(evaluation.scene.videos, report["prompt"], report["sampled_frames"])
         evaluations.append(evaluation)
     overall = summarize(evaluations)
+    if clip is not None:
+        overall["clip"] = {"clip_v": sum(e.report["clip"]["clip_v"] or 0.0 for e in evaluations) / len(evaluations)}
 
     # 3. Report: table, JSON, worst-pair plots.
     print(format_table(evaluations, overall, pairs=not args.no_pairs))
@@ -394,8 +245,12 @@ def cmd_evaluate(args) -> None:
     if args.json:
         settings_record = {"frames": args.frames, "ratio": args.ratio, "ransac_px": args.ransac_px,
                            "max_lag": args.max_lag, "matcher": args.matcher or "sift",
-                           "match_threshold": args.match_threshold}
-        write_json(args.json, {"settings": settings_record, "summary": overall,
+                           "match_threshold": args.match_threshold, "pose_estimator": args.pose_estimator}
+        for evaluation in evaluations:
+            evaluation.report["table"] = paper_row(evaluation.report["summary"], evaluation.report.get("clip"))
+        overall["table"] = paper_row(overall, overall.get("clip"))
+        columns = dict(zip(LEGEND, legend(clip is not None), strict=True))
+        write_json(args.json, {"settings": settings_record, "columns": columns, "summary": overall,
                                "scenes": [e.report for e in evaluations]})
         print(f"wrote {args.json}")
 
@@ -404,15 +259,31 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .ranks import global_rank
     from .training import load_config, train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps is not None else {}
     config = load_config(args.config, overrides)
     folder = train(config, restart=args.restart, progress_bar=not args.quiet)
-    print(f"stage {config.stage}: exported to {folder}/")
+    if global_rank() == 0:  # every process of a multi-process run returns here; one reports
+        print(f"stage {config.stage}: exported to {folder}/")
 
 
 # ---------------------------------------------------------------------- parser
+
+HUB_FILE_NAMES = f"a Hugging Face repo id ({CHECKPOINT_REPO} means its {CHECKPOINT_FILE}; or OWNER/REPO/FILE)"
+REVISION_HELP = "branch, tag or commit of every Hugging Face repo id given (default: main)"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --wan, --checkpoint and --revision: the model a command runs, as local paths or Hub repo ids."""
+    parser.add_argument("--model", default=None, help="SynCamMaster diffusers folder or Hugging Face repo id "
+                        "(default: the shipped small model)")
+    parser.add_argument("--wan", default=None, help=f"Wan2.1-T2V diffusers folder or repo id ({WAN_REPO}, or the "
+                        "14B), used with --checkpoint")
+    parser.add_argument("--checkpoint", default=None, help=f"released SynCamMaster checkpoint: a file, or "
+                        f"{HUB_FILE_NAMES}")
+    parser.add_argument("--revision", default=None, help=REVISION_HELP)
 
 
 COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, function running it)
@@ -422,9 +293,11 @@ COMMANDS_ELSEWHERE = {  # name: (help, module, function adding its flags, functi
                     "add_sample_list_arguments", "run_sample_list"),
     "cache": ("encode a dataset's videos (VAE) and captions (text encoder) once", ".data.cache",
               "add_cache_arguments", "run_cache"),
-    "export": ("export a scene folder for 4D reconstruction (nerfstudio: images + transforms.json)", ".export",
+    "export": ("export a scene folder for reconstruction (nerfstudio: a static scene; dnerf: with times)", ".export",
                "add_export_arguments", "run_export"),
     "ui": ("a web app (Gradio): place the cameras, generate, watch the views", ".ui", "add_ui_arguments", "run_ui"),
+    "download": ("fetch the Wan2.1 base model, the released checkpoint or the SynCamVideo dataset from the Hub",
+                 ".download", "add_download_arguments", "run_download"),
 }
 
 
@@ -467,19 +340,25 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="negative caption (default: the model's; Wan's for the released weights)")
     gen.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (default 0)")
     gen.add_argument("--out", required=True, help="output scene folder (with --prompts: the data set folder)")
-    gen.add_argument("--model", default=None, help="SynCamMaster diffusers folder (default: the shipped small model)")
-    gen.add_argument("--wan", default=None, help="Wan2.1-T2V diffusers folder, used with --checkpoint")
-    gen.add_argument("--checkpoint", default=None, help="released SynCamMaster checkpoint (step20000.ckpt)")
+    add_model_arguments(gen)
     gen.add_argument("--video", default=None, metavar="FILE",
                      help="novel views: this video is one camera's view and the others are generated around it "
-                     "(its first frames are used, resized and centre-cropped to the output size)")
+                     "(upright as players show it; --frames frames from --video-start, sampled at --video-fps, "
+                     "resized and centre-cropped to the output size)")
+    gen.add_argument("--video-fps", type=positive_float, default=None, metavar="F",
+                     help="with --video: sample it at F frames per second (default: the model's training rate, 15; "
+                     "a 60 fps clip gives every 4th frame)")
+    gen.add_argument("--video-start", type=non_negative_float, default=0.0, metavar="SECONDS",
+                     help="with --video: the second of the clip to start at (default 0)")
     gen.add_argument("--video-view", default="0", metavar="K",
                      help="with --video: the camera that filmed it, an index into the rig (default 0) or a name")
     gen.add_argument("--reference-mode", choices=["clean", "renoise"], default=None,
                      help="with --video: 'clean' for models fine-tuned for novel views (the shipped one, default), "
                      "'renoise' for text-only models (default with --wan: the released checkpoint)")
     gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
-    gen.add_argument("--fps", type=float, default=15.0, help="frame rate of the written videos (default 15)")
+    gen.add_argument("--fps", type=positive_float, default=None,
+                     help="frame rate of the written videos (default: the rate their frames represent: --video's "
+                     "sampling rate, else the model's training rate, 15)")
     gen.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     gen.add_argument(
         "--dtype",
@@ -493,8 +372,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--cache", choices=list(CACHE_METHODS), default=None, metavar="NAME",
                      help="skip work between neighbouring steps with one of diffusers' caches: "
                      + "; ".join(f"{name}: {method.summary}" for name, method in CACHE_METHODS.items())
-                     + " (default: none; recommended: taylorseer, denoising 2.4x faster in CPU time at 42 dB PSNR "
-                     "on the shipped model; see benchmarks/cache.py)")
+                     + " (default: none; recommended: taylorseer; speed and fidelity on the shipped model: "
+                     "benchmarks/RESULTS.md, 'Caches')")
     gen.add_argument("--cache-threshold", type=float, default=None, metavar="X",
                      help="the cache's knob: "
                      + "; ".join(f"{name}: {method.knob} (default {method.default:g})"
@@ -521,9 +400,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     cams.set_defaults(func=cmd_cameras)
 
     conv = commands.add_parser("convert", help="released checkpoint -> diffusers folder")
-    conv.add_argument("checkpoint", help="released SynCamMaster checkpoint (step20000.ckpt)")
+    conv.add_argument("checkpoint", help=f"released SynCamMaster checkpoint: a file, or {HUB_FILE_NAMES}")
     conv.add_argument("--out", required=True, help="output folder (new or empty)")
-    conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components: a pipeline")
+    conv.add_argument("--wan", default=None, help="also pack a Wan2.1-T2V diffusers folder's components (a folder "
+                      f"or a repo id such as {WAN_REPO}): a pipeline")
+    conv.add_argument("--revision", default=None, help=REVISION_HELP)
     conv.add_argument("--heads", type=positive_int, default=None, help="attention heads (default: width / 128)")
     conv.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16", help="stored precision")
     conv.set_defaults(func=cmd_convert)
@@ -535,7 +416,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             getattr(module, add_arguments)(command)
             command.set_defaults(func=getattr(module, run))
 
-    ev = commands.add_parser("evaluate", help="score cross-view consistency of scene folders (matches, epipolar, sync)")
+    ev = commands.add_parser(
+        "evaluate", help="score scene folders against their cameras: epipolar error, RotErr/TransErr, Mat. Pix., sync")
     ev.add_argument("scenes", nargs="+", metavar="SCENE", help="scene folders (generated, rendered or real)")
     ev.add_argument("--json", default=None, metavar="FILE", help="write every number to this JSON file")
     ev.add_argument("--plots", default=None, metavar="DIR",
@@ -555,6 +437,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--match-threshold", type=float, default=0.0,
                     help="with --matcher: keep matches scoring above this (default 0: the model's own filter)")
     ev.add_argument("--clip", default=None, metavar="DIR", help="local CLIP folder: adds CLIP-T, CLIP-F, CLIP-V")
+    ev.add_argument("--pose-estimator", choices=("colmap", "opencv"), default="colmap",
+                    help="two-view pose fit behind RotErr / TransErr: COLMAP's (pycolmap, default) or OpenCV's")
     ev.add_argument("--device", default=None, help="torch device for CLIP and --matcher (default cpu)")
     ev.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
@@ -573,16 +457,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from .cameras import CameraError
-    from .models import CheckpointError
-    from .scene import SceneError
-
     try:
         args.func(args)
-    except (CommandError, CameraError, CheckpointError, SceneError, ValueError, FileNotFoundError) as error:
-        # Under torchrun every process checks the same input and fails alike: rank 0 says it once.
-        if os.environ.get("RANK", "0") == "0":
-            print(f"syncammaster {args.command}: error: {_one_line(error)}", file=sys.stderr)
+    except Exception as error:
+        if not _is_reported_error(error):
+            raise
+        # In a multi-process run every process checks the same input and fails alike: rank 0 says it once.
+        if _rank() == 0:
+            print(f"syncammaster {args.command}: error: {app.one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"syncammaster {args.command}: interrupted", file=sys.stderr)
@@ -594,8 +476,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+def _is_reported_error(error: Exception) -> bool:
+    """Whether ``error`` is one a command reports in one line. The package's own errors (CameraError,
+    CheckpointError, SceneError, ModelFilesError, HubError, ...) are ValueErrors; catching them by that name spares
+    commands such as `download` from importing torch. A RankZeroError (rank 0 failed while writing for all) can only
+    come from a command that imported ``ranks``."""
+    ranks = sys.modules.get(f"{__package__}.ranks")
+    return isinstance(error, (app.CommandError, ValueError, FileNotFoundError)) or (
+        ranks is not None and isinstance(error, ranks.RankZeroError)
+    )
+
+
+def _rank() -> int:
+    """This process's rank (0 when alone), without importing torch.distributed where no command did."""
+    ranks = sys.modules.get(f"{__package__}.ranks")
+    return ranks.global_rank() if ranks is not None else int(os.environ.get("RANK", "0"))
+
+
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ loads and fails later). The checks read only small files: JSON configs and the h
 - ``check_components``: some component subfolders of either (training and caching read tokenizer/, text_encoder/,
   vae/);
 - ``check_checkpoint_file``: a released-format checkpoint (``--checkpoint``, ``convert``);
-- ``load_model_folder``: ``check_model_folder``, then ``SynCamMasterPipeline.from_pretrained``, whose own errors
-  (weights of the wrong shape) also end in one line.
+- ``video_defaults``: the video a model generates when a call names none, read before anything heavy is imported
+  (so that ``generate`` checks a given video against it before the model loads).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
+
+from .video import DEFAULT_FPS
 
 MODEL_INDEX = "model_index.json"
 PIPELINE_CLASS = "SynCamMasterPipeline"
@@ -41,6 +43,9 @@ COMPONENT_FILES: dict[str, tuple[str, str | None]] = {
 }
 TOKENIZER_VOCABULARIES = ("tokenizer.json", "spiece.model")  # a fast tokenizer's file, or UMT5's SentencePiece model
 PICKLE_PROTOCOL_2 = b"\x80"  # the first byte of a pre-zip torch.save file (a pickle, protocol >= 2)
+
+# The video size SynCamMaster was trained and is run at.
+RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
 
 SAVE_AGAIN = "save it again (save_pretrained) or copy it anew"
 MODEL_FIX = "pass a SynCamMaster model folder (with model_index.json)"
@@ -93,19 +98,22 @@ def check_model_folder(folder: str | Path) -> Path:
     return folder
 
 
-def load_model_folder(folder: str | Path, dtype=None):
-    """A ``SynCamMasterPipeline`` from a checked folder (``check_model_folder``); ``dtype``: a torch dtype or None.
-
-    A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's first
-    sentence.
+def video_defaults(folder: str | Path | None) -> dict[str, float]:
+    """The video a model generates when a call names none: ``num_frames``, ``height``, ``width`` and ``fps`` (its
+    training frame rate), from a checked SynCamMaster folder's ``model_index.json`` (the pipeline config); the
+    released model's for ``None`` (a Wan folder with the released checkpoint) and for keys a folder lacks.
     """
-    from .pipeline import SynCamMasterPipeline
-
-    folder = check_model_folder(folder)
-    try:
-        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
-    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-        raise ModelFilesError(f"cannot load the model in {folder} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+    defaults = {"num_frames": RELEASE_NUM_FRAMES, "height": RELEASE_HEIGHT, "width": RELEASE_WIDTH, "fps": DEFAULT_FPS}
+    if folder is None:
+        return defaults
+    index = read_json_object(check_model_folder(folder) / MODEL_INDEX)
+    for name in defaults:
+        value = index.get(f"default_{name}", defaults[name])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ModelFilesError(f"{folder}/{MODEL_INDEX} has default_{name}={value!r}, not a positive number; "
+                                  f"the folder is damaged: {SAVE_AGAIN}")
+        defaults[name] = value
+    return defaults
 
 
 def check_wan_folder(folder: str | Path, with_transformer: bool = False) -> Path:
@@ -181,7 +189,7 @@ def read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        raise ModelFilesError(f"cannot read {path} ({_first_sentence(error)}); {SAVE_AGAIN}") from None
+        raise ModelFilesError(f"cannot read {path} ({first_sentence(error)}); {SAVE_AGAIN}") from None
     except json.JSONDecodeError as error:
         raise ModelFilesError(f"{path} is not valid JSON ({error}); {SAVE_AGAIN}") from None
     if not isinstance(data, dict):
@@ -230,7 +238,7 @@ def check_weights_file(path: str | Path, fix: str = SAVE_AGAIN) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as error:
-            reason = _first_sentence(error)
+            reason = first_sentence(error)
             raise ModelFilesError(f"{path} is cut short or damaged (safetensors: {reason}); {fix}") from None
         return
     with path.open("rb") as handle:
@@ -254,6 +262,6 @@ def check_checkpoint_file(path: str | Path) -> Path:
     return path
 
 
-def _first_sentence(error: BaseException) -> str:
+def first_sentence(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text.split(". ")[0].rstrip(".")

@@ -8,6 +8,7 @@ classifier-free guidance 5.0, Wan's negative prompt, 512 text tokens.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -19,15 +20,30 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from diffusers.video_processor import VideoProcessor
+from safetensors import SafetensorError
 
 from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
-from .model_files import check_checkpoint_file, check_wan_folder
+from .encoding import decode_latents, encode_videos, resize_and_crop
+from .hub import WAN_FILES, WAN_FILES_WITHOUT_TRANSFORMER, resolve_file, resolve_folder
+from .model_files import (
+    RELEASE_HEIGHT,
+    RELEASE_NUM_FRAMES,
+    RELEASE_WIDTH,
+    SAVE_AGAIN,
+    ModelFilesError,
+    check_checkpoint_file,
+    check_model_folder,
+    check_wan_folder,
+    first_sentence,
+)
 from .models import SynCamMasterTransformer3DModel
 from .parallel import split_sample
+from .video import DEFAULT_FPS, VideoTooShortError, fitting_frame_counts, read_clip
 
 # Wan2.1's default negative prompt (the one the released SynCamMaster inference uses).
 WAN_NEGATIVE_PROMPT = (
@@ -38,8 +54,8 @@ WAN_NEGATIVE_PROMPT = (
 # Wan pads every prompt to 512 UMT5 tokens; the padded tokens still pass through the text projection, so the
 # sequence length changes the result and must match what the model was trained with.
 T5_CONTEXT_TOKEN_NUMBER = 512
-# The video size SynCamMaster was trained and is run at.
-RELEASE_HEIGHT, RELEASE_WIDTH, RELEASE_NUM_FRAMES = 480, 832, 81
+# Wan2.1's VAE strides (frames 4k + 1 -> k + 1 latent frames; 8x8 pixels per latent), used without a VAE.
+WAN_VAE_TEMPORAL_STRIDE, WAN_VAE_SPATIAL_STRIDE = 4, 8
 # Classifier-free guidance of the released inference (Wan2.1's text-to-video default).
 RELEASE_GUIDANCE_SCALE = 5.0
 # Flow-matching sigma shift of Wan2.1 / SynCamMaster sampling and training.
@@ -53,8 +69,8 @@ SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 def use_channels_last_3d(module: torch.nn.Module) -> None:
     """Stores the weight of every 3-D convolution in ``module`` channels-last (``torch.channels_last_3d``).
 
-    oneDNN runs a 3-D convolution with channels-last weights faster on a CPU (the Wan VAE decodes about 1.5x faster,
-    ``benchmarks/cache.py --tables vae``); the results agree to float rounding. Other layers keep their layout.
+    oneDNN runs a 3-D convolution with channels-last weights faster on a CPU (benchmarks/RESULTS.md, "The 1.3B size
+    on a CPU", its last paragraph); the results agree to float rounding. Other layers keep their layout.
     """
     for layer in module.modules():
         if isinstance(layer, torch.nn.Conv3d) and not layer.weight.is_contiguous(memory_format=torch.channels_last_3d):
@@ -66,12 +82,19 @@ class SynCamMasterPipelineOutput(BaseOutput):
     """Output of ``SynCamMasterPipeline``.
 
     Args:
-        videos: one video per (prompt, view). ``np``: float array (B, V, T, H, W, 3) in [0, 1]; ``pt``: tensor
-            (B, V, T, 3, H, W) in [0, 1]; ``pil``: nested lists [prompt][view][frame] of PIL images; ``latent``:
-            the latents (B*V, C, F, h, w), view-major.
+        frames: one video per (sample, view), where the S samples are the ``num_videos_per_prompt`` scenes of each
+            of the B prompts, prompt-major (S = B * num_videos_per_prompt). ``np``: float array (S, V, T, H, W, 3) in
+            [0, 1]; ``pt``: tensor (S, V, T, 3, H, W) in [0, 1]; ``pil``: nested lists [sample][view][frame] of PIL
+            images; ``latent``: the latents (S*V, C, F, h, w), view-major. diffusers' video pipelines name their
+            output ``frames`` too, with one video per sample where this has V.
     """
 
-    videos: Any
+    frames: Any
+
+    @property
+    def videos(self) -> Any:
+        """The same as ``frames``."""
+        return self.frames
 
 
 class SynCamMasterPipeline(WanPipeline):
@@ -84,23 +107,30 @@ class SynCamMasterPipeline(WanPipeline):
     ``max_sequence_length`` the number of text tokens it was trained with (Wan: 512); ``negative_prompt`` the
     negative caption guidance uses by default (Wan's for the released model; the empty caption for models trained
     with caption dropout, which is what their unconditional branch learned); ``default_guidance_scale`` the
-    classifier-free guidance a call uses when it names none (5.0, the release's).
+    classifier-free guidance a call uses when it names none (5.0, the release's); ``default_fps`` the frame rate of its
+    training videos (15, SynCamVideo's): the rate its videos represent, and the rate a reference video file is sampled
+    at.
 
     Load a complete folder with ``SynCamMasterPipeline.from_pretrained(folder)``, or a Wan2.1-T2V diffusers folder
     plus a released checkpoint with ``SynCamMasterPipeline.from_wan(wan_folder, "step20000.ckpt")``.
+
+    A component may be ``None`` where a use does not need it, as in diffusers' pipelines: without ``vae`` a call
+    returns latents (``output_type="latent"``); without ``tokenizer`` and ``text_encoder`` it takes
+    ``prompt_embeds`` (and ``negative_prompt_embeds`` under guidance); with only those two, ``encode_prompt`` alone.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = []
-    _callback_tensor_inputs = ["latents"]
+    # What ``callback_on_step_end`` may read and replace (``callback_on_step_end_tensor_inputs``), as in WanPipeline.
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
         self,
         tokenizer,
         text_encoder,
-        transformer: SynCamMasterTransformer3DModel,
-        vae: AutoencoderKLWan,
-        scheduler: FlowMatchEulerDiscreteScheduler,
+        transformer: SynCamMasterTransformer3DModel | None,
+        vae: AutoencoderKLWan | None,
+        scheduler: FlowMatchEulerDiscreteScheduler | None,
         focal_length_per_side: float = SYNCAMVIDEO_FOCAL_PER_SIDE,
         max_sequence_length: int = T5_CONTEXT_TOKEN_NUMBER,
         negative_prompt: str = WAN_NEGATIVE_PROMPT,
@@ -108,6 +138,7 @@ class SynCamMasterPipeline(WanPipeline):
         default_width: int = RELEASE_WIDTH,
         default_num_frames: int = RELEASE_NUM_FRAMES,
         default_guidance_scale: float = RELEASE_GUIDANCE_SCALE,
+        default_fps: float = DEFAULT_FPS,
     ):
         DiffusionPipeline.__init__(self)
         self.register_modules(
@@ -117,6 +148,8 @@ class SynCamMasterPipeline(WanPipeline):
             raise ValueError(f"the default `negative_prompt` must be a string, got {negative_prompt!r}")
         if not math.isfinite(float(default_guidance_scale)):
             raise ValueError(f"`default_guidance_scale` must be a finite number, got {default_guidance_scale!r}")
+        if not (math.isfinite(float(default_fps)) and default_fps > 0):
+            raise ValueError(f"`default_fps` must be a positive frame rate, got {default_fps!r}")
         self.register_to_config(
             focal_length_per_side=float(focal_length_per_side),
             max_sequence_length=int(max_sequence_length),
@@ -126,9 +159,14 @@ class SynCamMasterPipeline(WanPipeline):
             default_width=int(default_width),
             default_num_frames=int(default_num_frames),
             default_guidance_scale=float(default_guidance_scale),
+            default_fps=float(default_fps),
         )
-        self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal
-        self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial
+        if vae is not None:
+            self.vae_scale_factor_temporal = vae.config.scale_factor_temporal
+            self.vae_scale_factor_spatial = vae.config.scale_factor_spatial
+        else:  # a pipeline without a VAE still sizes latents as Wan2.1's VAE would
+            self.vae_scale_factor_temporal = WAN_VAE_TEMPORAL_STRIDE
+            self.vae_scale_factor_spatial = WAN_VAE_SPATIAL_STRIDE
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
 
     # ------------------------------------------------------------------ loading
@@ -140,18 +178,25 @@ class SynCamMasterPipeline(WanPipeline):
         checkpoint: str | os.PathLike | None = None,
         torch_dtype: torch.dtype = torch.bfloat16,
         vae_dtype: torch.dtype = torch.float32,
+        revision: str | None = None,
     ) -> SynCamMasterPipeline:
         """A Wan2.1-T2V diffusers folder (tokenizer/, text_encoder/, vae/, transformer/) + a released checkpoint.
 
-        With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros / copies), the
-        starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
+        Either may be a Hugging Face repo id instead of a path (``syncammaster.hub``): ``wan_folder``
+        ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (only the parts needed: no transformer weights with a checkpoint),
+        ``checkpoint`` ``KwaiVGI/SynCamMaster-Wan2.1`` (its ``step20000.ckpt``) or ``OWNER/REPO/FILE``; ``revision``
+        applies to both. With ``checkpoint=None`` the Wan transformer gets a freshly initialised MVS module (zeros /
+        copies), the starting point for training. The scheduler is the released one: Euler flow matching with shift 5.
         """
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        # One-line errors for a missing or broken folder or checkpoint, before anything heavy is read.
-        wan_folder = check_wan_folder(wan_folder, with_transformer=checkpoint is None)
+        # Local copies of repo ids, then one-line errors for a missing or broken folder or checkpoint, before anything
+        # heavy is read.
+        wan_files = WAN_FILES if checkpoint is None else WAN_FILES_WITHOUT_TRANSFORMER
+        wan_folder = check_wan_folder(resolve_folder(wan_folder, revision, allow_patterns=wan_files),
+                                      with_transformer=checkpoint is None)
         if checkpoint is not None:
-            check_checkpoint_file(checkpoint)
+            checkpoint = check_checkpoint_file(resolve_file(checkpoint, revision))
             # The Wan folder's transformer config names the head count; otherwise it is inferred (width / 128).
             config_file = wan_folder / "transformer" / "config.json"
             heads = json.loads(config_file.read_text()).get("num_attention_heads") if config_file.is_file() else None
@@ -170,6 +215,16 @@ class SynCamMasterPipeline(WanPipeline):
             vae=AutoencoderKLWan.from_pretrained(wan_folder, subfolder="vae", dtype=vae_dtype),
             scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLE_SHIFT),
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SynCamMasterPipeline:
+        """diffusers' ``from_pretrained``, with a Hub repo id fetched through ``syncammaster.hub``: from the cache or
+        the Hub, or one line (``HubError``) naming the repo when it cannot be. ``revision``, ``cache_dir``, ``token``
+        and ``local_files_only`` go to the download."""
+        hub_kwargs = {key: kwargs.pop(key) for key in ("revision", "cache_dir", "token", "local_files_only")
+                      if key in kwargs}
+        folder = resolve_folder(pretrained_model_name_or_path, **hub_kwargs)
+        return super().from_pretrained(folder, **kwargs)
 
     @classmethod
     def lora_state_dict(cls, pretrained_model_name_or_path_or_dict, **kwargs):
@@ -214,13 +269,51 @@ class SynCamMasterPipeline(WanPipeline):
         width: int,
         num_frames: int,
         num_inference_steps: int,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        num_videos_per_prompt: int = 1,
+        callback_on_step_end_tensor_inputs=("latents",),
+        output_type: str = "np",
     ) -> None:
-        if not isinstance(prompt, str) and not (
+        if self.transformer is None:
+            raise ValueError("the pipeline has no transformer; build it with one to generate (without, it only encodes "
+                             "prompts: `encode_prompt`)")
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("give `prompt` or `prompt_embeds`, not both")
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("give a `prompt` (or its `prompt_embeds`)")
+        if prompt is not None and not isinstance(prompt, str) and not (
             isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt)
         ):
             raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("give `negative_prompt` or `negative_prompt_embeds`, not both")
         if negative_prompt is not None and not isinstance(negative_prompt, (str, list)):
             raise ValueError(f"`negative_prompt` must be a string or a list of strings, got {negative_prompt!r}")
+        text_dim = self.transformer.config.text_dim
+        for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if embeds is None:
+                continue
+            if not isinstance(embeds, torch.Tensor) or embeds.ndim != 3 or embeds.shape[-1] != text_dim:
+                shape = tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__
+                raise ValueError(f"`{name}` must be a tensor (prompts, tokens, {text_dim}), got {shape}")
+            if not torch.isfinite(embeds).all():
+                raise ValueError(f"`{name}` holds NaN or infinite values")
+        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int) or (
+            num_videos_per_prompt < 1
+        ):
+            raise ValueError(f"`num_videos_per_prompt` must be an integer >= 1, got {num_videos_per_prompt!r}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or () if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` names {unknown}; a callback may read "
+                f"{self._callback_tensor_inputs}"
+            )
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"`output_type` must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        if output_type != "latent" and self.vae is None:
+            raise ValueError(f"`output_type`={output_type!r} decodes with the VAE, and the pipeline has none; use "
+                             "output_type='latent' or build the pipeline with a vae")
         multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
         for name, value in (("height", height), ("width", width)):
             if value < multiple or value % multiple:
@@ -269,19 +362,27 @@ class SynCamMasterPipeline(WanPipeline):
         training).
 
         Args:
-            reference_video: a video file; or frames (T, H, W, 3), uint8 or float in [0, 1], as a numpy array, a
-                tensor or a list of PIL images; or a tensor (T, 3, H, W) in [0, 1] (one view of ``output_type="pt"``).
+            reference_video: a video file (sampled from its start at the model's ``default_fps``,
+                :func:`syncammaster.video.read_clip`); or frames (T, H, W, 3), uint8 or float in [0, 1], as a numpy
+                array, a tensor or a list of PIL images; or a tensor (T, 3, H, W) in [0, 1] (one view of
+                ``output_type="pt"``).
 
         Returns:
             pixels (3, num_frames, height, width) float32 in [-1, 1], and the latent (C, F_latent, h, w) float32.
         """
-        from .data.cache import encode_videos, resize_and_crop
 
-        frames = reference_frames(reference_video)  # (T, H', W', 3) uint8
+        stride = self.vae_scale_factor_temporal
+        if num_frames < stride + 1:
+            raise ValueError(f"`num_frames`={num_frames} with a reference video: a video needs at least {stride + 1} "
+                             f"frames ({stride}k+1); give num_frames={stride + 1} or more")
+        try:
+            frames = reference_frames(reference_video, num_frames, self.config.default_fps)  # (T, H', W', 3) uint8
+        except VideoTooShortError as e:
+            raise ValueError(f"{e}; {_frame_count_hint(e.available, stride)}") from None
         if frames.shape[0] < num_frames:
             raise ValueError(
-                f"the reference video has {frames.shape[0]} frames, fewer than the {num_frames} to generate; give a "
-                f"longer video or fewer frames ({_frame_count_hint(frames.shape[0], self.vae_scale_factor_temporal)})"
+                f"the reference video has {frames.shape[0]} frames, fewer than the {num_frames} to generate; "
+                f"{_frame_count_hint(frames.shape[0], stride)}"
             )
         pixels = resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
         vae_device = get_module_execution_device(self.vae)
@@ -302,34 +403,62 @@ class SynCamMasterPipeline(WanPipeline):
 
     def prepare_latents(
         self,
-        batch_views: int,
+        num_samples: int,
+        num_views: int,
         num_channels: int,
         height: int,
         width: int,
         num_frames: int,
         device: torch.device,
         generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Gaussian noise (B*V, C, F_latent, H/8, W/8) in float32, one draw for all views (as the release does)."""
+        """The initial noise (S*V, C, F_latent, H/8, W/8) in float32, view-major (row = sample * V + view).
+
+        One generator draws all rows at once (as the release does). A list holds one generator per sample, which
+        draws the noise of that sample's V views, so a sample's videos do not depend on the rest of the batch.
+        ``latents``, when given, are checked and used instead.
+        """
         shape = (
-            batch_views,
+            num_samples * num_views,
             num_channels,
             (num_frames - 1) // self.vae_scale_factor_temporal + 1,
             height // self.vae_scale_factor_spatial,
             width // self.vae_scale_factor_spatial,
         )
+        if latents is not None:
+            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != shape:
+                given = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+                raise ValueError(
+                    f"`latents` has shape {given}; {num_samples} sample(s) x {num_views} views at this size need "
+                    f"{shape} (rows view-major: sample * {num_views} + view)"
+                )
+            if not torch.isfinite(latents).all():
+                raise ValueError("`latents` holds NaN or infinite values")
+            return latents.to(device, torch.float32)
+        if isinstance(generator, list):
+            per_sample = (num_views, *shape[1:])
+            return torch.cat([randn_tensor(per_sample, generator=g, device=device, dtype=torch.float32)
+                              for g in generator])
         return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
 
     def _reference_input(
-        self, reference_latent: torch.Tensor, mode: str, step: int, generator: torch.Generator | None
+        self,
+        reference_latent: torch.Tensor,
+        mode: str,
+        step: int,
+        generator: torch.Generator | list[torch.Generator] | None,
     ) -> torch.Tensor:
-        """What the reference view's latent rows hold at denoising ``step``: the clean latent, or ("renoise") the
-        clean latent noised to the step's sigma, x = (1 - sigma) x0 + sigma noise, with fresh noise each step."""
+        """What the reference view's latent rows hold at denoising ``step``: the clean latent (C, F, h, w), or
+        ("renoise") the clean latent noised to the step's sigma, x = (1 - sigma) x0 + sigma noise, with fresh noise
+        each step: one draw for all samples from a single generator, (S, C, F, h, w) from a list of S generators."""
         if mode == "clean":
             return reference_latent
         sigma = float(self.scheduler.sigmas[step])
-        noise = randn_tensor(reference_latent.shape, generator=generator, device=reference_latent.device,
-                             dtype=reference_latent.dtype)
+        draw = functools.partial(randn_tensor, reference_latent.shape, device=reference_latent.device,
+                                 dtype=reference_latent.dtype)
+        noise = torch.stack([draw(generator=g) for g in generator]) if isinstance(generator, list) else draw(
+            generator=generator)
         return (1 - sigma) * reference_latent + sigma * noise
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -341,39 +470,59 @@ class SynCamMasterPipeline(WanPipeline):
         VAE's 3-D convolution weights are first stored channels-last (``use_channels_last_3d``), oneDNN's faster
         layout there.
         """
-        vae_device = get_module_execution_device(self.vae)  # honours model CPU offload hooks
-        if vae_device.type == "cpu":
+        if get_module_execution_device(self.vae).type == "cpu":  # honours model CPU offload hooks
             use_channels_last_3d(self.vae)
-        z_dim = self.vae.config.z_dim
-        mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
-        std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(vae_device, self.vae.dtype)
-        latents = latents.to(vae_device, self.vae.dtype) * std + mean
-        return self.vae.decode(latents, return_dict=False)[0].float().cpu()
+        return decode_latents(self.vae, latents)
+
+    def _text_context(
+        self,
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None,
+        repeats: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The transformer's text input (K*S*V, L, text_dim): each prompt's embedding (B, L, text_dim) repeated over
+        its ``repeats`` = num_videos_per_prompt * V rows; under guidance the unconditional rows come first."""
+        context = prompt_embeds.to(device, dtype).repeat_interleave(repeats, dim=0)  # (S*V, L, text_dim)
+        if negative_prompt_embeds is None:
+            return context
+        negative_context = negative_prompt_embeds.to(device, dtype).repeat_interleave(repeats, dim=0)
+        return torch.cat([negative_context, context])  # (2*S*V, L, text_dim)
 
     @torch.no_grad()
     def __call__(
         self,
-        prompt: str | list[str],
-        rig: CameraRig | torch.Tensor,
+        prompt: str | list[str] | None = None,
+        rig: CameraRig | torch.Tensor | None = None,
         negative_prompt: str | list[str] | None = None,
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float | None = None,
+        num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         seed: int | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
         sync: bool = True,
         output_type: str = "np",
         return_dict: bool = True,
-        max_sequence_length: int | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] | tuple[str, ...] = ("latents",),
+        max_sequence_length: int | None = None,
         reference_video=None,
         reference_view: int = 0,
         reference_mode: str = "clean",
         process_group: dist.ProcessGroup | None = None,
     ) -> SynCamMasterPipelineOutput | tuple:
         """Generates one video per camera of ``rig`` for each prompt.
+
+        The keyword arguments of diffusers' ``WanPipeline`` mean the same here; ``rig``, ``seed``, ``sync``,
+        ``reference_*`` and ``process_group`` are this pipeline's own.
 
         Args:
             prompt: a caption, or a list of B captions (each gets its own V synchronized videos).
@@ -383,17 +532,31 @@ class SynCamMasterPipeline(WanPipeline):
             height, width: pixels, multiples of 16. num_frames: 4k + 1. ``None``: the size the model was trained at
                 (``config.default_height`` etc.; 480 x 832, 81 frames for the released model).
             num_inference_steps: Euler flow-matching steps. guidance_scale: classifier-free guidance (<= 1: none;
-                ``None``: the model's ``config.default_guidance_scale``, 5.0 for the released model).
-            generator / seed: noise source; the same seed gives the same videos.
+                ``None``: the model's ``config.default_guidance_scale``, 5.0 for the released model). Whether the
+                unconditional branch runs is decided here; a callback may change the scale of later steps
+                (``pipe._guidance_scale``), as in diffusers.
+            num_videos_per_prompt: N scenes per prompt, each with its own noise: S = B * N samples of V videos.
+            generator / seed: noise source; the same seed gives the same videos. A list of generators holds one per
+                sample (S of them, prompt-major: all N of the first prompt first), each drawing the noise of its
+                sample's V views, so a sample's videos do not depend on the rest of the batch.
+            latents: the initial noise (S*V, C, F_latent, H/8, W/8), view-major (row = sample * V + view),
+                instead of drawing it.
+            prompt_embeds: text embeddings (B, L, text_dim) in place of ``prompt``, one row per prompt (e.g. from
+                ``encode_prompt``); negative_prompt_embeds: the same for the negative caption.
             sync: ``False`` bypasses the multi-view synchronization module (views generated independently).
             output_type: "np", "pt", "pil" or "latent" (see ``SynCamMasterPipelineOutput``).
+            attention_kwargs: passed to the transformer; ``{"scale": s}`` scales the loaded LoRAs, as in diffusers.
+            callback_on_step_end: called as ``fn(pipe, step, timestep, tensors)`` after each step, with the tensors
+                named in ``callback_on_step_end_tensor_inputs`` (of ``pipe._callback_tensor_inputs``: ``latents``
+                (S*V, C, F, h, w); ``prompt_embeds`` and ``negative_prompt_embeds`` (B, L, text_dim)); a returned
+                dict may replace any of them. A diffusers ``PipelineCallback`` names its own tensor inputs.
             max_sequence_length: text tokens per prompt; default: the length the model was trained with.
-            callback_on_step_end: called as ``fn(pipe, step, timestep, {"latents": latents})`` after each step.
             reference_video: novel-view synthesis (the paper's Sec. 3.5): a given video becomes the view of camera
-                ``reference_view`` and the other views are generated around it. A file, or frames (T, H, W, 3) uint8
-                or float in [0, 1] (numpy, tensor or PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first
-                ``num_frames`` frames are resized and centre-cropped to the output size. In the output, that view is
-                the given video as resized.
+                ``reference_view`` and the other views are generated around it. A file (upright, sampled from its
+                start at ``config.default_fps``), or frames (T, H, W, 3) uint8 or float in [0, 1] (numpy, tensor or
+                PIL images), or a tensor (T, 3, H, W) in [0, 1]; its first ``num_frames`` frames (at least 5) are
+                resized and centre-cropped to the output size. In the output, that view is the given video as
+                resized.
             reference_view: the index, in the rig, of the camera that filmed ``reference_video``.
             reference_mode: ``"clean"``: the reference latent stays clean at timestep 0 throughout and its velocity
                 is discarded; for models fine-tuned for it (``reference_view_prob`` in training, as the shipped small
@@ -404,17 +567,34 @@ class SynCamMasterPipeline(WanPipeline):
                 (``syncammaster.parallel``). Each process returns the same videos, those of a single process with
                 the same seed (up to the order of floating-point sums). Not with a step cache enabled.
         """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+
         # 1. Check inputs
         height = self.config.default_height if height is None else height
         width = self.config.default_width if width is None else width
         num_frames = self.config.default_num_frames if num_frames is None else num_frames
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
-        self.check_inputs(prompt, negative_prompt, height, width, num_frames, num_inference_steps)
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            height,
+            width,
+            num_frames,
+            num_inference_steps,
+            prompt_embeds,
+            negative_prompt_embeds,
+            num_videos_per_prompt,
+            callback_on_step_end_tensor_inputs,
+            output_type,
+        )
+        if rig is None:
+            raise ValueError("give the cameras: `rig`, a CameraRig (e.g. CameraRig.preset('arc', num_views=4)) or a "
+                             "(V, F, 12) camera embedding")
         camera_embedding = self.camera_embedding_for(rig, num_frames)
-        if output_type not in ("np", "pt", "pil", "latent"):
-            raise ValueError(f"`output_type` must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        batch_size, num_views = len(prompts), camera_embedding.shape[0]
+        prompts = None if prompt is None else [prompt] if isinstance(prompt, str) else list(prompt)
+        batch_size = len(prompts) if prompts is not None else prompt_embeds.shape[0]
+        num_samples, num_views = batch_size * num_videos_per_prompt, camera_embedding.shape[0]
         if reference_video is not None:
             if isinstance(reference_view, bool) or not isinstance(reference_view, (int, np.integer)) or not (
                 0 <= reference_view < num_views
@@ -427,10 +607,23 @@ class SynCamMasterPipeline(WanPipeline):
                 raise ValueError(
                     f"`reference_mode` must be one of {', '.join(REFERENCE_MODES)}, got {reference_mode!r}"
                 )
+            if self.vae is None:
+                raise ValueError("a `reference_video` is encoded with the VAE, and the pipeline has none; build it "
+                                 "with a vae")
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
+        if isinstance(generator, list) and len(generator) != num_samples:
+            raise ValueError(
+                f"got {len(generator)} generators for {num_samples} sample(s) ({batch_size} prompt(s) x "
+                f"{num_videos_per_prompt} video(s) per prompt); give one generator per sample (it draws the noise "
+                f"of the sample's {num_views} views) or a single generator"
+            )
+        self._guidance_scale = guidance_scale
+        self._attention_kwargs = attention_kwargs
+        self._current_timestep = None
+        self._interrupt = False
         device = self._execution_device
-        do_cfg = guidance_scale > 1.0
+        do_cfg = self.do_classifier_free_guidance
         num_branches = 2 if do_cfg else 1  # guidance: unconditional and conditional rows
         split = None
         if process_group is not None and dist.get_world_size(process_group) > 1:
@@ -441,48 +634,62 @@ class SynCamMasterPipeline(WanPipeline):
                 )
             split = split_sample(process_group, num_views, num_branches)
         max_sequence_length = max_sequence_length or self.config.max_sequence_length
-        if negative_prompt is None:
+        if negative_prompt is None and negative_prompt_embeds is None:
             negative_prompt = self.config.negative_prompt
         if isinstance(negative_prompt, str):
             negative_prompt = [negative_prompt] * batch_size
 
-        # 2. Encode the prompts once; each prompt's embedding is shared by its V views.
-        prompt_embeds, negative_embeds = self.encode_prompt(
+        # 2. Encode the prompts once; each prompt's embedding is shared by its N samples and their V views.
+        if (prompts is not None or (do_cfg and negative_prompt_embeds is None)) and (
+            self.text_encoder is None or self.tokenizer is None
+        ):
+            raise ValueError("the pipeline has no text encoder: give `prompt_embeds` (and `negative_prompt_embeds` "
+                             "with guidance_scale > 1) instead of captions")
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
             prompts,
             negative_prompt,
             do_classifier_free_guidance=do_cfg,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
             max_sequence_length=max_sequence_length,
             device=device,
-        )
+        )  # (B, L, text_dim) each
+        if do_cfg and negative_prompt_embeds.shape != prompt_embeds.shape:
+            raise ValueError(
+                f"`negative_prompt_embeds` has shape {tuple(negative_prompt_embeds.shape)}, the prompt embeddings "
+                f"{tuple(prompt_embeds.shape)}; give one of the same shape"
+            )
+        if not do_cfg:
+            negative_prompt_embeds = None
         transformer_dtype = self.transformer.dtype
-        context = prompt_embeds.to(transformer_dtype).repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
-        if do_cfg:
-            negative_context = negative_embeds.to(transformer_dtype).repeat_interleave(num_views, dim=0)
-            context = torch.cat([negative_context, context])  # (2*B*V, L, text_dim): unconditional first
+        repeats = num_videos_per_prompt * num_views
+        context = self._text_context(prompt_embeds, negative_prompt_embeds, repeats, device, transformer_dtype)
 
-        # 3. Cameras: the same rig for every prompt, view-major.
-        cameras = camera_embedding.to(device, transformer_dtype).repeat(batch_size * (2 if do_cfg else 1), 1, 1)
+        # 3. Cameras: the same rig for every sample, view-major.
+        cameras = camera_embedding.to(device, transformer_dtype).repeat(num_samples * num_branches, 1, 1)
 
         # 4. Timesteps and initial noise
         timesteps = self._set_flow_timesteps(num_inference_steps, device)
         latents = self.prepare_latents(
-            batch_size * num_views,
+            num_samples,
+            num_views,
             self.transformer.config.in_channels,
             height,
             width,
             num_frames,
             device,
             generator,
-        )  # (B*V, C, F, h, w)
+            latents,
+        )  # (S*V, C, F, h, w)
 
-        # 5. The given view, if any: latent rows b*V + reference_view of every prompt b.
+        # 5. The given view, if any: latent rows s*V + reference_view of every sample s.
         reference_rows = None
         if reference_video is not None:
             reference_pixels, reference_latent = self.prepare_reference(
                 reference_video, height, width, num_frames, device
             )  # (3, T, H, W), (C, F, h, w)
-            reference_rows = torch.arange(batch_size, device=device) * num_views + reference_view  # (B,)
-            is_reference = torch.zeros(batch_size * num_views, dtype=torch.bool, device=device)
+            reference_rows = torch.arange(num_samples, device=device) * num_views + reference_view  # (S,)
+            is_reference = torch.zeros(num_samples * num_views, dtype=torch.bool, device=device)
             is_reference[reference_rows] = True
             is_reference = is_reference.repeat(num_branches)  # both guidance branches see it clean
 
@@ -490,7 +697,7 @@ class SynCamMasterPipeline(WanPipeline):
         # runs its share of the rows and all of them take the same step with everyone's velocities.
         rows, local_views, split_kwargs = slice(None), num_views, {}
         if split is not None:
-            rows = split.share.rows(batch_size, num_views).to(device)
+            rows = split.share.rows(num_samples, num_views).to(device)
             local_views = split.share.stop - split.share.start
             split_kwargs = {"view_split": split.views} if split.views is not None else {}
             context, cameras = context[rows], cameras[rows]
@@ -498,6 +705,9 @@ class SynCamMasterPipeline(WanPipeline):
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
                 if reference_rows is not None:
                     latents[reference_rows] = self._reference_input(reference_latent, reference_mode, step, generator)
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
@@ -512,49 +722,72 @@ class SynCamMasterPipeline(WanPipeline):
                     camera_embedding=cameras if sync else None,
                     num_views=local_views,
                     return_dict=False,
+                    attention_kwargs=attention_kwargs,
                     **split_kwargs,
                 )[0].float()
                 if split is not None:
-                    velocity = split.gather_rows(velocity, batch_size, num_views)  # (K*B*V, C, F, h, w)
+                    velocity = split.gather_rows(velocity, num_samples, num_views)  # (K*S*V, C, F, h, w)
                 if do_cfg:
                     uncond, cond = velocity.chunk(2)
-                    velocity = uncond + guidance_scale * (cond - uncond)
+                    velocity = uncond + self.guidance_scale * (cond - uncond)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
                 if reference_rows is not None:
                     latents[reference_rows] = reference_latent  # its velocity is discarded: it stays as given
                 if callback_on_step_end is not None:
-                    outputs = callback_on_step_end(self, step, t, {"latents": latents})
-                    latents = (outputs or {}).get("latents", latents)
+                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds,
+                               "negative_prompt_embeds": negative_prompt_embeds}
+                    outputs = callback_on_step_end(
+                        self, step, t, {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    ) or {}  # a callback that returns nothing changes nothing
+                    latents = outputs.get("latents", latents)
+                    new_embeds = (outputs.get("prompt_embeds", prompt_embeds),  # (B, L, text_dim)
+                                  outputs.get("negative_prompt_embeds", negative_prompt_embeds) if do_cfg else None)
+                    if new_embeds[0] is not prompt_embeds or new_embeds[1] is not negative_prompt_embeds:
+                        prompt_embeds, negative_prompt_embeds = new_embeds
+                        context = self._text_context(
+                            prompt_embeds, negative_prompt_embeds, repeats, device, transformer_dtype
+                        )[rows]
                 progress_bar.update()
+        self._current_timestep = None
 
-        # 7. Decode all views and arrange as (B, V, ...); the given view is the given video.
+        # 7. Decode all views and arrange as (S, V, ...); the given view is the given video.
         if output_type == "latent":
             videos = latents
         else:
-            decoded = self.decode_latents(latents)  # (B*V, 3, T, H, W) in [-1, 1]
+            decoded = self.decode_latents(latents)  # (S*V, 3, T, H, W) in [-1, 1]
             if reference_rows is not None:
                 decoded[reference_rows.cpu()] = reference_pixels
             videos = self.video_processor.postprocess_video(decoded, output_type=output_type)
             if output_type == "pil":
-                videos = [videos[b * num_views : (b + 1) * num_views] for b in range(batch_size)]
+                videos = [videos[s * num_views : (s + 1) * num_views] for s in range(num_samples)]
             elif output_type == "np":
-                videos = videos.reshape(batch_size, num_views, *videos.shape[1:])  # (B, V, T, H, W, 3)
+                videos = videos.reshape(num_samples, num_views, *videos.shape[1:])  # (S, V, T, H, W, 3)
             else:
-                videos = videos.unflatten(0, (batch_size, num_views))  # (B, V, T, 3, H, W)
+                videos = videos.unflatten(0, (num_samples, num_views))  # (S, V, T, 3, H, W)
 
         self.maybe_free_model_hooks()
         if not return_dict:
             return (videos,)
-        return SynCamMasterPipelineOutput(videos=videos)
+        return SynCamMasterPipelineOutput(frames=videos)
 
 
-def reference_frames(video) -> np.ndarray:
-    """A given video as (T, H, W, 3) uint8 frames: from a file, a list of PIL images, or an array / tensor of frames
+def load_model_folder(folder: str | os.PathLike, dtype=None) -> SynCamMasterPipeline:
+    """A ``SynCamMasterPipeline`` from a folder checked first (``check_model_folder``); ``dtype``: a torch dtype or
+    None. A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's
+    first sentence."""
+    folder = check_model_folder(folder)
+    try:
+        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise ModelFilesError(f"cannot load the model in {folder} ({first_sentence(error)}); {SAVE_AGAIN}") from None
+
+
+def reference_frames(video, num_frames: int | None = None, fps: float | None = None) -> np.ndarray:
+    """A given video as (T, H, W, 3) uint8 frames: from a file (its first ``num_frames`` frames sampled at ``fps``,
+    upright: :func:`syncammaster.video.read_clip`), a list of PIL images, or an array / tensor of frames
     (T, H, W, 3), uint8 or float in [0, 1], or (T, 3, H, W) float in [0, 1]. Raises a one-line ``ValueError``."""
     if isinstance(video, (str, os.PathLike)):
-        from .scene import read_video
-
-        frames = read_video(video)  # a missing, empty or corrupt file raises SceneError (a ValueError)
+        frames = read_clip(video, num_frames, fps).frames  # file problems: VideoError (a ValueError)
     elif isinstance(video, (list, tuple)):
         if not video:
             raise ValueError("the reference video is an empty list of frames; give at least one frame")
@@ -587,5 +820,9 @@ def reference_frames(video) -> np.ndarray:
 
 
 def _frame_count_hint(available: int, stride: int) -> str:
-    """The longest valid (stride k + 1) frame count within ``available`` >= 1 frames, as advice."""
-    return f"at most {(available - 1) // stride * stride + 1} frames fit"
+    """Advice for a reference video of ``available`` frames: the frame counts (stride k + 1, at least stride + 1)
+    that fit, or that a longer video is needed."""
+    counts = fitting_frame_counts(available, stride, stride + 1)
+    if not counts:
+        return f"give a video of at least {stride + 1} frames"
+    return f"give num_frames {' or '.join(str(n) for n in counts[-3:])} ({stride}k+1 counts that fit) or a longer video"

@@ -1,4 +1,5 @@
-"""One scene folder in the SynCamVideo layout (DESIGN section 4): synchronized videos, cameras, intrinsics, prompt.
+"""One scene folder in the SynCamVideo layout (docs/architecture.md, section 3.1): synchronized videos, cameras,
+intrinsics, prompt.
 
 ```
 scene/
@@ -17,26 +18,20 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
-import av
 import numpy as np
 
 from .atomic import BACKUP_DIR, staging_folder
 from .cameras import CameraRig, Intrinsics
+from .video import DEFAULT_FPS, VideoError, check_fps, check_frames, read_clip, read_video, write_video
 
 __all__ = ["Scene", "SceneError", "read_video", "tile_videos", "write_video"]
 
-# x264 constant rate factor: 0 is lossless, 18 is usually called visually lossless; 15 keeps the small per-pixel
-# error that the consistency metrics would otherwise pick up as noise.
-VIDEO_CRF = 15
 GRID_MAX_COLUMNS = 4
-DEFAULT_FPS = 15.0  # SynCamVideo's frame rate
 
 EXTRINSICS_FILE = "cameras/camera_extrinsics.json"
 INTRINSICS_FILE = "cameras/intrinsics.json"
@@ -64,61 +59,17 @@ def scene_files(camera_names: list[str]) -> list[str]:
 
 
 def _check_frames(frames: np.ndarray, what: str) -> None:
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-        dtype = frames.dtype if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise SceneError(
-            f"{what} must be a uint8 numpy array (T, H, W, 3), got {dtype}; convert with .astype(np.uint8)"
-        )
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
-        raise SceneError(f"{what} must have shape (T, H, W, 3) with T >= 1, got {frames.shape}")
+    try:
+        check_frames(frames, what)
+    except VideoError as e:
+        raise SceneError(str(e)) from None
 
 
 def _check_fps(fps: float, what: str) -> None:
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
-        raise SceneError(f"{what}: fps must be a positive number, got {fps!r}")
-
-
-def write_video(path: str | Path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> None:
-    """Encode RGB frames (T, H, W, 3) uint8 as H.264 (libx264, yuv420p) at ``fps`` frames per second."""
-    _check_frames(frames, f"video {path}")
-    num_frames, height, width, _ = frames.shape
-    if height % 2 or width % 2:
-        raise SceneError(f"video {path} is {width}x{height}; H.264 (yuv420p) needs an even width and height")
-    _check_fps(fps, f"video {path}")
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(VIDEO_CRF)}
-        for frame in frames:  # (H, W, 3)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():  # flush the encoder
-            container.mux(packet)
-
-
-def _read_video_with_fps(path: str | Path) -> tuple[np.ndarray, float]:
-    """((T, H, W, 3) uint8 frames, frames per second) of a video file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SceneError(f"video {path} does not exist; check the path (a scene has videos/<camera>.mp4)")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SceneError(f"{path} has no video stream; expected an mp4 video")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]  # T x (H, W, 3)
-    except av.error.FFmpegError as e:
-        raise SceneError(f"cannot decode video {path} ({e}); the file is empty or corrupt, write it again") from None
-    if not frames:
-        raise SceneError(f"video {path} has no frames; the file is empty or corrupt, write it again")
-    return np.stack(frames), float(rate) if rate else DEFAULT_FPS  # no rate stored: assume SynCamVideo's
-
-
-def read_video(path: str | Path) -> np.ndarray:
-    """Decode a video file into (T, H, W, 3) uint8 RGB frames."""
-    return _read_video_with_fps(path)[0]
+        check_fps(fps, what)
+    except VideoError as e:
+        raise SceneError(str(e)) from None
 
 
 def tile_videos(videos: list[np.ndarray]) -> np.ndarray:
@@ -295,9 +246,12 @@ class Scene:
             path = scene_dir / video_file(name)
             if not path.is_file():
                 raise SceneError(f"scene {scene_dir} has no video for camera {name} ({video_file(name)} is missing)")
-            frames, fps = _read_video_with_fps(path)
-            videos.append(frames)
-            rates.append(fps)
+            try:
+                clip = read_clip(path)  # every frame, at the stream's rate
+            except VideoError as e:
+                raise SceneError(str(e)) from None
+            videos.append(clip.frames)
+            rates.append(clip.fps)
         if intrinsics is not None:
             rig = CameraRig(rig.c2w, rig.names, intrinsics=intrinsics, subject=rig.subject)
         try:

@@ -8,8 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from syncammaster.data import DatasetError, DataWarning, SceneIndex, probe_video
-from syncammaster.data.index import VideoInfo
+from syncammaster.data import DatasetError, DataWarning, SceneIndex
 from syncammaster.scene import write_video
 
 from tiny import CAPTIONS
@@ -57,10 +56,6 @@ def test_index_counts_scenes_videos_rigs_and_captions(root):
         np.testing.assert_allclose(scene.rig.c2w, expected.c2w, atol=1e-9)
         assert scene.rig.names == CAMERAS
     assert index.video_path(SCENES[0], "cam02") == _video(root, SCENES[0], "cam02")
-
-
-def test_probe_video_reports_frames_and_size(root):
-    assert probe_video(_video(root, SCENES[0], "cam01")) == VideoInfo(NUM_FRAMES, SIZE, SIZE)
 
 
 def test_corrupt_and_missing_videos_are_skipped_and_counted(root):

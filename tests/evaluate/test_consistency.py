@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from syncammaster.cameras import UE_UNITS_PER_TRAINING_UNIT, CameraRig, Intrinsics, ue_to_opencv_c2w
 from syncammaster.cli import main
 from syncammaster.evaluate import (
+    CHANCE_FRACTION,
     EvaluationError,
     EvaluationSettings,
     GeometryError,
@@ -21,8 +24,11 @@ from syncammaster.evaluate import (
     sample_frames,
     sync_score,
 )
+from syncammaster.evaluate.controls import perturbed, swapped
+from syncammaster.evaluate.matching import MIN_VERIFIED_MATCHES
+from syncammaster.evaluate.report import format_table
 from syncammaster.render import LOOK_AT, project_points, render_views, sample_scene, ue_camera_rows
-from syncammaster.scene import Scene
+from syncammaster.scene import Scene, write_video
 
 SIZE, FRAMES = 128, 9
 ARC_AZIMUTHS_DEG = (-15.0, 0.0, 15.0)  # three cameras 15 degrees apart, as SynCamVideo's closest pairs
@@ -91,25 +97,61 @@ def test_sampled_frames_cover_the_clip():
 def test_rendered_views_agree_with_their_cameras_to_under_a_pixel(rendered):
     evaluation = evaluate_scene(rendered, EvaluationSettings(frames=3))
     summary = evaluation.report["summary"]
-    assert summary["pairs"] == 3
-    assert summary["epipolar"]["num_matches"] >= 30
-    assert summary["epipolar"]["median_px"] < 1.0
-    assert summary["matched_pixels_per_frame"] > 5
+    assert summary["pairs"] == 3 and summary["pairs_scored"] == 3 and summary["coverage"] == 1.0
+    assert summary["epipolar_px"] < 1.0
+    assert summary["epipolar"]["num_matches"] >= 3 * MIN_VERIFIED_MATCHES
+    assert summary["mat_pix"] > 5
+    # Where a pose is estimated, it is the requested one to about a degree.
+    assert summary["pairs_posed"] >= 1 and summary["rot_err_deg"] < 1.0 and summary["trans_err"] < 0.05
     # Rendered views are synchronized: every pair's motion curves peak together.
     assert summary["sync_lag0_share"] == 1.0 and summary["sync_corr"] > 0.9
 
 
-def test_swapping_two_views_cameras_makes_the_epipolar_error_large(rendered):
-    good = evaluate_scene(rendered, EvaluationSettings(frames=3)).report["summary"]["epipolar"]["median_px"]
-    # The videos of cam01 and cam03 traded places: each now claims the other's camera.
-    swapped = Scene([rendered.videos[2], rendered.videos[1], rendered.videos[0]], rendered.rig, rendered.intrinsics)
-    report = evaluate_scene(swapped, EvaluationSettings(frames=3)).report
-    by_pair = {tuple(p["views"]): p["epipolar"] and p["epipolar"]["median_px"] for p in report["pairs"]}
-    # cam01 and cam03, 30 degrees apart, share too few matches at 128 px for a verified consensus: no headline.
-    assert by_pair.pop(("cam01", "cam03")) is None
-    assert report["summary"]["epipolar"]["median_px"] > 3.0
-    # Every other pair now holds one view with the wrong camera.
-    assert min(by_pair.values()) > 10 * max(good, 0.1)
+def test_every_camera_measure_grows_down_the_ladder_of_wrong_cameras(rendered):
+    settings = EvaluationSettings(frames=3)
+    rungs = [rendered, perturbed(rendered, 1), perturbed(rendered, 3), perturbed(rendered, 10)]
+    summaries = [evaluate_scene(scene, settings).report["summary"] for scene in rungs]
+    swap = evaluate_scene(swapped(rendered, "cam01", "cam03"), settings).report["summary"]
+    for key in ("epipolar_px", "rot_err_deg", "trans_err"):
+        values = [s[key] for s in summaries]
+        assert all(x < y for x, y in zip(values[:-1], values[1:], strict=True)), (key, values)
+        assert swap[key] > 10 * values[0], (key, swap[key], values[0])
+    assert summaries[2]["epipolar_px"] > 5 * summaries[0]["epipolar_px"]  # 3 degrees: clearly worse
+    # The videos did not change: what is estimated from them alone stays as it was.
+    for key in ("pairs_scored", "pairs_posed", "mat_pix"):
+        assert len({s[key] for s in [*summaries, swap]}) == 1, key
+
+
+def test_a_pair_that_fails_counts_against_the_scene(rendered):
+    settings = EvaluationSettings(frames=3)
+    truth = evaluate_scene(rendered, settings).report["summary"]
+    noise = np.random.default_rng(0).integers(0, 256, rendered.videos[2].shape, dtype=np.uint8)
+    broken = Scene([rendered.videos[0], rendered.videos[1], noise], rendered.rig, rendered.intrinsics)
+    report = evaluate_scene(broken, settings).report
+    summary = report["summary"]
+    failed = [p for p in report["pairs"] if not p["scored"]]
+    assert len(failed) == 2 and summary["pairs_scored"] == 1 and summary["coverage"] == pytest.approx(1 / 3)
+    chance = CHANCE_FRACTION * SIZE
+    assert all(p["epipolar_px"] == chance for p in failed)
+    scores = [p["epipolar_px"] for p in report["pairs"]]
+    assert summary["epipolar_px"] == pytest.approx(np.exp(np.mean(np.log(scores))))  # geometric mean of all pairs
+    assert summary["epipolar_px"] > 10 * truth["epipolar_px"]
+    # The scored pair alone still agrees with the cameras: the secondary median over scored pairs looks fine.
+    assert summary["epipolar"]["median_px"] < 1.0
+    table = format_table([evaluate_scene(broken, settings, name="broken")])
+    assert "1/3" in table and "n/a" in table and "RotErr" in table and "Mat. Pix." in table
+
+
+def test_moving_cameras_are_fitted_frame_by_frame(rendered):
+    per_frame = np.repeat(np.array(rendered.rig.c2w)[:, None], FRAMES, axis=1)  # (V, T, 4, 4): a moving-camera file
+    moving = Scene(rendered.videos, CameraRig(per_frame, intrinsics=rendered.intrinsics), rendered.intrinsics)
+    report = evaluate_scene(moving, EvaluationSettings(frames=3)).report
+    assert not report["static_cameras"]
+    for pair in report["pairs"]:
+        assert [group["frames"] for group in pair["groups"]] == [[0], [4], [8]]
+    # One frame's matches are fewer than three frames' pooled, so fewer groups verify; the headline counts each.
+    static = evaluate_scene(rendered, EvaluationSettings(frames=3)).report["summary"]
+    assert report["summary"]["epipolar_px"] >= static["epipolar_px"]
 
 
 def test_scenes_without_intrinsics_use_the_training_formula(rendered):
@@ -173,39 +215,73 @@ def test_still_views_get_no_sync_score():
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_evaluate_command_writes_every_pair_to_json_and_the_worst_pair_plot(rendered, tmp_path, capsys):
+def test_evaluate_command_writes_the_papers_table_and_every_pair_to_json(rendered, tmp_path, capsys):
     scene_dir = rendered.write(tmp_path / "scene", grid=False)
     json_path = tmp_path / "out" / "eval.json"
     assert main(["evaluate", str(scene_dir), str(scene_dir), "--json", str(json_path), "--frames", "2",
                  "--quiet"]) == 0
     table = capsys.readouterr().out
     assert "cam01-cam02" in table and "all 2 scenes" in table
+    for column in ("Epi px", "coverage", "RotErr", "TransErr", "Mat. Pix.", "CLIP-V", "FVD-V"):
+        assert column in table
+    assert "CLIP-V" in table and "empty: no --clip DIR given" in table and "FVD-V" in table
     report = json.loads(json_path.read_text())
+    assert set(report["columns"]) >= {"Epi px", "RotErr", "TransErr", "Mat. Pix.", "CLIP-V", "FVD-V"}
+    assert "empty" in report["columns"]["FVD-V"]
     assert len(report["scenes"]) == 2
-    pairs = report["scenes"][0]["pairs"]
+    scene = report["scenes"][0]
+    assert scene["table"]["CLIP-V"] is None and scene["table"]["Epi px"] == scene["summary"]["epipolar_px"]
+    pairs = scene["pairs"]
     assert sorted(tuple(p["views"]) for p in pairs) == [("cam01", "cam02"), ("cam01", "cam03"), ("cam02", "cam03")]
     for pair in pairs:
-        assert {"matches_per_frame", "matched_pixels_per_frame", "epipolar", "sync", "frames"} <= set(pair)
-        assert len(pair["frames"]) == 2
-    assert report["summary"]["epipolar"]["median_px"] < 1.0
+        assert {"epipolar_px", "scored", "rot_err_deg", "trans_err", "mat_pix", "sync", "groups"} <= set(pair)
+        assert len(pair["groups"]) == 1 and pair["groups"][0]["frames"] == [0, 8]  # static cameras: frames pooled
+    assert report["summary"]["epipolar_px"] < 1.0 and report["summary"]["coverage"] == 1.0
     plots = sorted(p.name for p in json_path.parent.glob("*.png"))
     assert plots == ["000_scene_worst_pair.png", "001_scene_worst_pair.png"]
-    assert plots and (json_path.parent / plots[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (json_path.parent / plots[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Nothing is replaced without --overwrite.
     assert main(["evaluate", str(scene_dir), "--json", str(json_path), "--quiet"]) == 1
     assert "already exists" in capsys.readouterr().err
 
 
-def test_evaluate_command_fails_in_one_line_on_one_view_and_on_a_corrupt_video(rendered, tmp_path, capsys):
-    single = Scene(rendered.videos[:1], CameraRig(rendered.rig.c2w[:1]), rendered.intrinsics)
-    single_dir = single.write(tmp_path / "single", grid=False)
-    assert main(["evaluate", str(single_dir), "--no-plots", "--quiet"]) == 1
+def _refused(args: list[str], out: Path, capsys) -> str:
+    """Runs evaluate expecting one line on stderr, exit 1 and nothing written under ``out``."""
+    assert main(["evaluate", *args, "--json", str(out / "eval.json"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "at least two views" in err
+    assert err.count("\n") == 1, err
+    assert not out.exists() or not any(out.iterdir())
+    return err
 
-    broken_dir = rendered.write(tmp_path / "broken", grid=False)
-    (broken_dir / "videos" / "cam02.mp4").write_bytes(b"not a video")
-    assert main(["evaluate", str(broken_dir), "--no-plots", "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cam02.mp4" in err
+
+def test_evaluate_command_refuses_bad_scenes_in_one_line_and_writes_nothing(rendered, tmp_path, capsys):
+    good = rendered.write(tmp_path / "good", grid=False)
+    out = tmp_path / "out"
+
+    single = Scene(rendered.videos[:1], CameraRig(rendered.rig.c2w[:1]), rendered.intrinsics)
+    assert "at least two views" in _refused([str(good), str(single.write(tmp_path / "single", grid=False))], out,
+                                            capsys)
+
+    no_cameras = rendered.write(tmp_path / "no_cameras", grid=False)
+    (no_cameras / "cameras" / "camera_extrinsics.json").unlink()
+    assert "camera_extrinsics.json" in _refused([str(good), str(no_cameras)], out, capsys)
+
+    short = rendered.write(tmp_path / "short", grid=False)
+    write_video(short / "videos" / "cam02.mp4", rendered.videos[1][:5])
+    assert "same length" in _refused([str(short)], out, capsys)
+
+    broken = rendered.write(tmp_path / "broken", grid=False)
+    (broken / "videos" / "cam02.mp4").write_bytes(b"not a video")
+    assert "cam02.mp4" in _refused([str(broken)], out, capsys)
+
+    off_centre = rendered.write(tmp_path / "off_centre", grid=False)
+    bad = dataclasses.replace(rendered.intrinsics, cx=3 * SIZE)
+    bad.to_json(off_centre / "cameras" / "intrinsics.json")
+    assert "principal point" in _refused([str(good), str(off_centre)], out, capsys)
+
+    for n, (values, message) in enumerate(((dict(fx=0.01, fy=0.01), "field of view"),
+                                           (dict(fy=40 * SIZE), "wider than tall"))):
+        given = tmp_path / f"intrinsics{n}.json"
+        dataclasses.replace(rendered.intrinsics, **values).to_json(given)
+        assert message in _refused([str(good), "--intrinsics", str(given)], out, capsys)

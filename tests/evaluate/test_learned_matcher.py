@@ -50,7 +50,7 @@ def test_learned_matcher_scores_every_pair(tiny_lightglue):
 
     report = evaluate_scene(_scene(), EvaluationSettings(frames=2), matcher=matcher).report
     assert report["matcher"].startswith("LightGlueForKeypointMatching")
-    assert len(report["pairs"]) == 3 and all(p["frames"][0]["matches"] > 0 for p in report["pairs"])
+    assert len(report["pairs"]) == 3 and all(p["matches_per_frame"] > 0 for p in report["pairs"])
 
 
 def test_missing_matcher_weights_fail_clearly(tmp_path, capsys):

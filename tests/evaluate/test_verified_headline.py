@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene
+from syncammaster.evaluate.controls import perturbed, swapped
 from syncammaster.evaluate.matching import MIN_VERIFIED_MATCHES, fit_matches
 from syncammaster.evaluate.report import format_table
 from syncammaster.render import project_points, render_views, sample_cameras, sample_scene
@@ -55,23 +56,19 @@ def test_too_small_a_consensus_verifies_nothing():
     assert fit_matches(points_a, points_b, ransac_px=1.0).verified.sum() >= MIN_VERIFIED_MATCHES
 
 
-def test_a_brick_wall_render_scores_under_a_pixel_and_swapped_cameras_several_times_worse(brick_wall):
-    truth = evaluate_scene(brick_wall, EvaluationSettings(frames=3))
+def test_on_a_brick_wall_render_a_swap_or_3_degrees_makes_the_headline_clearly_worse(brick_wall):
+    settings = EvaluationSettings(frames=3)
+    truth = evaluate_scene(brick_wall, settings)
     summary = truth.report["summary"]
-    assert summary["epipolar_all"]["median_px"] > 1.0  # every ratio-tested match: fooled by the bricks
+    # The bricks fool the ratio test (the median over every distinct match is pixels off), not the verified matches.
+    assert summary["epipolar_all"]["median_px"] > 2 * summary["epipolar"]["median_px"]
     assert summary["epipolar"]["median_px"] < 1.0
-    assert summary["epipolar"]["num_matches"] >= 2 * MIN_VERIFIED_MATCHES
-    assert summary["epipolar"]["num_matches"] < summary["epipolar_all"]["num_matches"]
-    # Pairs that see too little for a verified consensus have no headline (n/a), only the figure over all matches.
-    undecided = [p for p in truth.report["pairs"] if p["epipolar"] is None]
-    assert undecided and all(p["epipolar_all"] is not None for p in undecided)
+    assert 0 < summary["pairs_scored"] < summary["pairs"]  # wide pairs see too little: they score chance
     assert "n/a" in format_table([truth])
 
-    # The two views sharing the most verified matches trade places: each now claims the other's camera.
-    best = max(truth.report["pairs"], key=lambda p: (p["epipolar"] or {}).get("num_matches", 0))
-    i, j = (brick_wall.rig.names.index(name) for name in best["views"])
-    order = list(range(VIEWS))
-    order[i], order[j] = j, i
-    swapped = Scene([brick_wall.videos[k] for k in order], brick_wall.rig, brick_wall.intrinsics)
-    wrong = evaluate_scene(swapped, EvaluationSettings(frames=3)).report["summary"]["epipolar"]["median_px"]
-    assert wrong > 5 * summary["epipolar"]["median_px"] and wrong > 3.0
+    # The two views sharing the most verified matches trade cameras; or every camera turns by 3 degrees.
+    best = max(truth.report["pairs"], key=lambda p: p["verified"])
+    for wrong in (swapped(brick_wall, *best["views"]), perturbed(brick_wall, 3)):
+        worse = evaluate_scene(wrong, settings).report["summary"]
+        assert worse["epipolar_px"] > 1.5 * summary["epipolar_px"], (worse["epipolar_px"], summary["epipolar_px"])
+        assert worse["pairs_scored"] == summary["pairs_scored"]

@@ -202,3 +202,26 @@ def test_bfloat16_forward():
         ref = model.float()(latents, timestep, context, camera_embedding=camera, num_views=2).sample
     assert out.dtype == torch.bfloat16
     assert max_rel_err(out.float(), ref) < 0.1
+
+
+@pytest.mark.parametrize("storage_dtype", [torch.float8_e4m3fn, torch.bfloat16])
+def test_layerwise_casting_with_sync(storage_dtype):
+    """diffusers' layerwise casting (weights stored low, computed in float32) with the MVS path on computes exactly
+    what the same model computes with its cast weights rounded to the storage dtype and kept in float32."""
+    model = SynCamMasterTransformer3DModel.from_official_checkpoint(
+        random_official_state_dict(CFG), num_attention_heads=CFG.num_heads
+    )
+    model.enable_layerwise_casting(storage_dtype=storage_dtype, compute_dtype=torch.float32)
+    assert model.blocks[0].cam_encoder.weight.dtype == storage_dtype
+    rounded = SynCamMasterTransformer3DModel.from_official_checkpoint(
+        random_official_state_dict(CFG), num_attention_heads=CFG.num_heads
+    )
+    rounded.load_state_dict({name: tensor.float() for name, tensor in model.state_dict().items()})
+    latents, timestep, context, camera = inputs(1, 2, 3, 4, 6)
+    with torch.no_grad():
+        cast = model(latents, timestep, context, camera_embedding=camera, num_views=2).sample
+        expected = rounded(latents, timestep, context, camera_embedding=camera, num_views=2).sample
+        bypassed = model(latents, timestep, context, camera_embedding=None, num_views=2).sample
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, expected, rtol=0, atol=1e-6)
+    assert (cast - bypassed).abs().max() > 1e-3  # the MVS path really ran

@@ -317,7 +317,7 @@ def test_resume_skips_complete_scenes_and_repairs_partial_ones(tmp_path, monkeyp
 # A given rig
 # ----------------------------------------------------------------------------------------------------------------
 
-# The SynCamVideo validation cameras, as shipped in the package (a copy of ../shared/data/syncamvideo_val's).
+# The SynCamVideo validation cameras, as shipped in the package (the dataset's val/basic camera file).
 SYNCAMVIDEO_VAL = Path(__file__).parents[2] / "src" / "syncammaster" / "presets" / "syncamvideo_val_extrinsics.json"
 
 

@@ -8,6 +8,8 @@ from syncammaster.render import render_dataset
 from syncammaster.training import train
 from syncammaster.training.config import config_from_dict
 
+pytestmark = pytest.mark.slow  # training chains
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

@@ -13,6 +13,8 @@ from syncammaster.training.modules import LearningRateSchedule
 from syncammaster.training.runner import CHECKPOINT_DIR, METRICS_FILE, fit
 from syncammaster.training.stages import _fit_transformer, lr_schedule
 
+pytestmark = pytest.mark.slow  # training chains
+
 TEXT_DIM = 8
 
 
@@ -225,7 +227,7 @@ def test_config_files(tmp_path):
                     '[transformer]\nnum_layers = 4\n')
     loaded = load_config(path)
     assert loaded.data_root == str((tmp_path / "data").resolve())
-    assert loaded.transformer.num_layers == 4 and loaded.num_views == 2 and loaded.learning_rate == 1e-5
+    assert loaded.transformer.num_layers == 4 and loaded.num_views == 2 and loaded.learning_rate == 1e-4
     path.write_text('stage = "sync"\ndata_root = "d"\noutput_dir = "o"\nlerning_rate = 1\n')
     with pytest.raises(ValueError, match="unknown keys.*lerning_rate"):
         load_config(path)

@@ -7,23 +7,20 @@
 - :class:`LatentViewDataset` serves groups of V cached views with their caption and camera embedding.
 """
 
+from ..encoding import encode_captions, encode_videos, pad_prompt_embeds, resize_and_crop
 from .cache import (
     CacheReport,
     CacheSettings,
     add_cache_arguments,
     cache_dataset,
-    encode_captions,
-    encode_videos,
     latents_file,
     load_clip,
-    pad_prompt_embeds,
     read_cache_config,
-    resize_and_crop,
     run_cache,
     text_file,
 )
 from .dataset import LatentViewDataset, collate_views
-from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex, probe_video
+from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex
 from .views import (
     add_sample_list_arguments,
     camera_angles,
@@ -52,7 +49,6 @@ __all__ = [
     "latents_file",
     "load_clip",
     "pad_prompt_embeds",
-    "probe_video",
     "read_cache_config",
     "resize_and_crop",
     "run_cache",

@@ -34,19 +34,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from diffusers.pipelines.wan.pipeline_wan import prompt_clean
-from diffusers.utils.torch_utils import get_module_execution_device
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from tqdm.auto import tqdm
 
 from ..argtypes import int_at_least
 from ..atomic import write_atomically
+from ..encoding import encode_captions, encode_videos, resize_and_crop
+from ..hub import resolve_folder
 from ..model_files import check_components
-from ..scene import read_video
+from ..ranks import global_rank, on_global_zero
+from ..video import VideoTooShortError, read_clip
 from .index import DatasetError, SceneIndex
 
 __all__ = [
@@ -56,14 +55,10 @@ __all__ = [
     "CacheSettings",
     "add_cache_arguments",
     "cache_dataset",
-    "encode_captions",
-    "encode_videos",
     "latents_file",
     "load_clip",
     "model_fingerprint",
-    "pad_prompt_embeds",
     "read_cache_config",
-    "resize_and_crop",
     "run_cache",
     "text_file",
     "tokenizer_fingerprint",
@@ -78,8 +73,6 @@ CACHE_FORMAT = "syncammaster-latent-cache"
 CACHE_VERSION = 1
 # Wan pads every caption to 512 UMT5 tokens (T5_CONTEXT_TOKEN_NUMBER in syncammaster.pipeline).
 DEFAULT_MAX_SEQUENCE_LENGTH = 512
-# Frames resized at once (bounds the temporary copies of a 1280x1280 video).
-RESIZE_CHUNK_FRAMES = 8
 # Values per tensor that enter a model fingerprint: the first, the last and an evenly strided sample.
 FINGERPRINT_SAMPLES = 1024
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -100,107 +93,19 @@ def text_file(cache_dir: str | Path, scene: str) -> Path:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def resize_and_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """Scale RGB frames so (height, width) fits inside, centre-crop to it, and map [0, 255] to [-1, 1].
-
-    The release's rule: scale = max(width / w, height / h), the scaled size rounded to whole pixels, then a centre
-    crop whose offset is rounded as torchvision's ``CenterCrop`` rounds it. Scaling is antialiased bilinear on uint8
-    frames: within one grey level of the PIL ``BILINEAR`` resize that the release applies, and several times faster
-    than resizing in float.
-
-    Args:
-        frames: (T, h, w, 3) uint8.
-
-    Returns:
-        (T, 3, height, width) float32 in [-1, 1].
-    """
-    num_frames, source_height, source_width, _ = frames.shape
-    scale = max(width / source_width, height / source_height)
-    scaled_height, scaled_width = round(source_height * scale), round(source_width * scale)
-    top = int(round((scaled_height - height) / 2.0))
-    left = int(round((scaled_width - width) / 2.0))
-    out = torch.empty(num_frames, 3, height, width)  # (T, 3, H, W)
-    for start in range(0, num_frames, RESIZE_CHUNK_FRAMES):
-        chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + RESIZE_CHUNK_FRAMES]))  # (t, h, w, 3)
-        chunk = chunk.permute(0, 3, 1, 2)  # (t, 3, h, w) uint8, channels-last in memory (the fast uint8 kernel)
-        if (scaled_height, scaled_width) != (source_height, source_width):
-            chunk = F.interpolate(
-                chunk, size=(scaled_height, scaled_width), mode="bilinear", antialias=True, align_corners=False
-            )  # (t, 3, h', w') uint8
-        out[start : start + RESIZE_CHUNK_FRAMES] = chunk[:, :, top : top + height, left : left + width].float()
-    return out / 127.5 - 1.0
-
-
 def load_clip(path: str | Path, num_frames: int, height: int, width: int) -> torch.Tensor:
     """The first ``num_frames`` frames of a video, resized and cropped (:func:`resize_and_crop`).
 
     Returns:
         (3, num_frames, height, width) float32 in [-1, 1], the layout the VAE takes.
     """
-    frames = read_video(path)  # (T_video, h, w, 3) uint8
-    if frames.shape[0] < num_frames:
+    try:
+        frames = read_clip(path, num_frames).frames  # (T, h, w, 3) uint8; only these frames are decoded
+    except VideoTooShortError as e:
         raise DatasetError(
-            f"video {path} has {frames.shape[0]} frames, fewer than the {num_frames} to cache; cache fewer frames"
-        )
-    return resize_and_crop(frames[:num_frames], height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Encoders
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def encode_videos(vae, videos: torch.Tensor) -> torch.Tensor:
-    """Normalised VAE posterior means of videos in [-1, 1].
-
-    Args:
-        vae: ``AutoencoderKLWan`` (its tiling / slicing settings apply).
-        videos: (B, 3, T, H, W).
-
-    Returns:
-        (B, C, F_latent, H / s, W / s) float32 on the CPU: ``(mu - latents_mean) / latents_std``.
-    """
-    device = get_module_execution_device(vae)
-    mu = vae.encode(videos.to(device, vae.dtype)).latent_dist.mean.float().cpu()  # (B, C, F, h, w)
-    z_dim = vae.config.z_dim
-    mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
-    std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1)
-    return (mu - mean) / std
-
-
-@torch.no_grad()
-def encode_captions(tokenizer, text_encoder, captions: Sequence[str], max_sequence_length: int) -> list[torch.Tensor]:
-    """UMT5 embeddings of the valid tokens of each caption, as diffusers' Wan pipeline computes them before padding.
-
-    Captions are cleaned with diffusers' ``prompt_clean``, tokenized to at most ``max_sequence_length`` tokens
-    (padded to it, with the attention mask hiding the padding) and encoded.
-
-    Returns:
-        one (L_valid, text_dim) float32 CPU tensor per caption.
-    """
-    inputs = tokenizer(
-        [prompt_clean(caption) for caption in captions],
-        padding="max_length",
-        max_length=max_sequence_length,
-        truncation=True,
-        add_special_tokens=True,
-        return_attention_mask=True,
-        return_tensors="pt",
-    )
-    lengths = inputs.attention_mask.gt(0).sum(dim=1).tolist()  # B x valid tokens
-    device = get_module_execution_device(text_encoder)
-    hidden = text_encoder(inputs.input_ids.to(device), inputs.attention_mask.to(device)).last_hidden_state  # (B, L, D)
-    hidden = hidden.float().cpu()
-    return [hidden[b, :length].clone() for b, length in enumerate(lengths)]
-
-
-def pad_prompt_embeds(prompt_embeds: torch.Tensor, max_sequence_length: int) -> torch.Tensor:
-    """(L_valid, D) -> (max_sequence_length, D), zeros after the valid tokens (as diffusers' Wan pipeline pads)."""
-    length, dim = prompt_embeds.shape
-    if length > max_sequence_length:
-        raise DatasetError(f"a cached caption has {length} tokens, more than max_sequence_length={max_sequence_length}")
-    return torch.cat([prompt_embeds, prompt_embeds.new_zeros(max_sequence_length - length, dim)])
+            f"video {path} has {e.available} frames, fewer than the {num_frames} to cache; cache fewer frames"
+        ) from None
+    return resize_and_crop(frames, height, width).permute(1, 0, 2, 3)  # (3, T, H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -451,8 +356,8 @@ class CacheWriter:
 @dataclass(frozen=True)
 class CacheReport:
     num_items: int  # captions + videos of the index
-    num_written: int  # encoded by this run
-    num_skipped: int  # already in the cache
+    num_written: int  # encoded by this run (all its processes), each item once
+    num_skipped: int  # already in the cache when it started
 
     def __str__(self) -> str:
         return f"encoded {self.num_written} of {self.num_items} items ({self.num_skipped} were already cached)"
@@ -506,11 +411,11 @@ def cache_dataset(
         storage_dtype: "float32" or "bfloat16" (halves the cache; the release's data was bf16).
         num_workers: DataLoader processes decoding videos.
         use_lightning: run through ``lightning.Trainer(accelerator="auto", devices=devices, strategy="auto")
-            .predict``: items are sharded over the devices by Lightning's distributed sampler.
+            .predict``: one process per device, each encoding its own share of the items (each item once).
         progress: show a progress bar.
 
     Returns:
-        what was encoded and what was already there.
+        what was encoded and what was already there (the same in every process of a multi-process run).
     """
     # 1. Check inputs, and that every video is long enough, before anything is written.
     settings = CacheSettings(num_frames, height, width, max_sequence_length, storage_dtype)
@@ -533,11 +438,11 @@ def cache_dataset(
     dataset = CacheItemDataset(pending, settings)
 
     # 4. Encode and write.
-    is_main_process = True
+    num_written = 0
     if pending and use_lightning:
         from .cache_lightning import cache_with_lightning
 
-        is_main_process = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
+        num_written = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
     elif pending:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -546,13 +451,13 @@ def cache_dataset(
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
         with tqdm(total=len(pending), desc="caching", unit="item", disable=not progress) as bar:
             for batch in loader:
-                writer.write_batch(batch)
+                num_written += writer.write_batch(batch)
                 bar.update(len(batch))
 
-    # 5. Record the index next to the cache, so training can read it without scanning the dataset again.
-    if is_main_process:
-        index.save(cache_dir / CACHE_INDEX_FILE)
-    return CacheReport(len(items), len(pending), len(items) - len(pending))
+    # 5. Record the index next to the cache, so training can read it without scanning the dataset again. In a
+    #    multi-process run rank 0 writes it once every process has written its share; all wait until it is there.
+    on_global_zero(lambda: index.save(cache_dir / CACHE_INDEX_FILE))
+    return CacheReport(len(items), num_written, len(items) - len(pending))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -565,6 +470,7 @@ def _devices(text: str) -> int | str:
 
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+ENCODER_FILES = ["model_index.json", "vae/*", "tokenizer/*", "text_encoder/*"]  # what caching reads of a model repo
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
@@ -575,8 +481,10 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         metavar="DIR",
-        help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/)",
+        help="Wan or SynCamMaster diffusers folder (vae/, tokenizer/, text_encoder/), or its Hugging Face repo id "
+        "(e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers: only those parts are fetched)",
     )
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of a --model repo id (default: main)")
     parser.add_argument("--out", required=True, metavar="CACHE", help="cache folder (new, or a cache to complete)")
     parser.add_argument("--frames", type=int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
     parser.add_argument("--height", type=int_at_least(1), default=480, help="pixels after resize and crop (480)")
@@ -607,7 +515,7 @@ def run_cache(args: argparse.Namespace) -> None:
     from diffusers import AutoencoderKLWan
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    model_dir = Path(args.model)
+    model_dir = resolve_folder(args.model, args.revision, allow_patterns=ENCODER_FILES)
     absent = [name for name in ("vae", "tokenizer", "text_encoder") if not (model_dir / name).is_dir()]
     if absent:
         raise DatasetError(
@@ -641,4 +549,5 @@ def run_cache(args: argparse.Namespace) -> None:
         use_lightning=args.lightning,
         devices=args.devices,
     )
-    print(f"{report} into {args.out}")
+    if global_rank() == 0:
+        print(f"{report} into {args.out}")

@@ -26,12 +26,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..cameras import CameraRig
+from ..encoding import pad_prompt_embeds
 from .cache import (
     CACHE_INDEX_FILE,
     LATENTS_KEY,
     PROMPT_EMBEDS_KEY,
     latents_file,
-    pad_prompt_embeds,
     read_cache_config,
     text_file,
 )

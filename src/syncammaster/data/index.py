@@ -29,13 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-import av
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
 from ..cameras import CameraError, CameraRig, Intrinsics
-from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, SceneError, video_file
+from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, video_file
+from ..video import FrameCount, VideoError, count_frames
 
 __all__ = [
     "DataWarning",
@@ -43,8 +43,6 @@ __all__ = [
     "IndexProblem",
     "IndexedScene",
     "SceneIndex",
-    "VideoInfo",
-    "probe_video",
 ]
 
 METADATA_FILE = "metadata.csv"
@@ -116,54 +114,11 @@ class IndexProblem:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    num_frames: int
-    height: int
-    width: int
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """Decode every frame of a video (no colour conversion) and return its frame count and size.
-
-    A video that cannot be opened, has no video stream, decodes no frame, or decodes fewer frames than its container
-    announces (a truncated file) raises :class:`~syncammaster.scene.SceneError`. Every frame is decoded because
-    checking only the first and last would not be cheaper for these files: an H.264 video of 81 frames is usually a
-    single group of pictures, so the last frame can only be reached by decoding all the ones before it. Without the
-    RGB conversion this takes milliseconds at 128 px and a fraction of a second for a 1280x1280, 81-frame
-    SynCamVideo clip.
-    """
-    path = Path(path)
+def _count_or_error(path: Path) -> FrameCount | str:
+    """``count_frames``'s result, or its error message (for thread-pool maps that must not stop at the first)."""
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SceneError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            announced = stream.frames  # 0 when the container does not record it
-            num_frames, size = 0, None
-            for frame in container.decode(stream):
-                num_frames += 1
-                if size is None:
-                    size = (frame.height, frame.width)
-                elif size != (frame.height, frame.width):
-                    raise SceneError(f"{path} changes frame size from {size} to {(frame.height, frame.width)}")
-    except av.error.FFmpegError as e:
-        raise SceneError(f"cannot decode {path}: {e}") from None
-    except OSError as e:
-        raise SceneError(f"cannot read {path}: {e.strerror or e}") from None
-    if num_frames == 0 or size is None:
-        raise SceneError(f"{path} decodes no frames")
-    if announced and num_frames < announced:
-        raise SceneError(f"{path} is truncated: {num_frames} of its {announced} frames decode")
-    return VideoInfo(num_frames, *size)
-
-
-def _probe_or_error(path: Path) -> VideoInfo | str:
-    """``probe_video``'s result, or its error message (for thread-pool maps that must not stop at the first)."""
-    try:
-        return probe_video(path)
-    except SceneError as e:
+        return count_frames(path)
+    except VideoError as e:
         return str(e)
 
 
@@ -327,8 +282,9 @@ class SceneIndex:
             root: a dataset root in the SynCamVideo layout (module docstring).
             strict: raise :class:`DatasetError` at the first problem that would skip an item, instead of skipping
                 it (differing captions and an invalid optional intrinsics file are only counted).
-            check_videos: decode every video (:func:`probe_video`) to find corrupt, truncated and mismatched ones and
-                to record the scenes' frame count and size; ``False`` only checks that the files exist.
+            check_videos: decode every video (:func:`~syncammaster.video.count_frames`) to find corrupt, truncated
+                and mismatched ones and to record the scenes' frame count and size (as displayed); ``False`` only
+                checks that the files exist.
             num_workers: threads decoding videos (default 8).
             progress: show a progress bar while decoding videos.
 
@@ -407,13 +363,13 @@ class SceneIndex:
                     found("missing video", f"{name}/{video_file(camera)}", "file does not exist")
             scene.cameras = present
 
-        infos: dict[tuple[str, str], VideoInfo | str] = {}
+        infos: dict[tuple[str, str], FrameCount | str] = {}
         if check_videos:
             keys = [(name, camera) for name, scene in pending.items() for camera in scene.cameras]
             paths = [root / VIDEOS_FOLDER / name / video_file(camera) for name, camera in keys]
             workers = DEFAULT_PROBE_WORKERS if num_workers is None else max(1, num_workers)
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_probe_or_error, paths)
+                results = pool.map(_count_or_error, paths)
                 bar = tqdm(results, total=len(paths), desc="checking videos", unit="video", disable=not progress)
                 infos = dict(zip(keys, bar, strict=True))
 
@@ -511,9 +467,9 @@ def _read_metadata(root: Path) -> list[tuple[int, str, str]]:
 def _consistent_videos(
     name: str,
     cameras: list[str],
-    infos: dict[tuple[str, str], VideoInfo | str],
+    infos: dict[tuple[str, str], FrameCount | str],
     found: Callable[[str, str, str], None],
-) -> tuple[list[str], VideoInfo | None]:
+) -> tuple[list[str], FrameCount | None]:
     """The cameras whose video decodes and has the scene's common frame count and size (the most frequent one)."""
     decoded = []
     for camera in cameras:

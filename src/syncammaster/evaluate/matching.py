@@ -18,6 +18,14 @@ import numpy as np
 from .local import load_local
 
 DEFAULT_RATIO = 0.8  # Lowe's ratio test threshold (his paper's value)
+# OpenCV's default contrast threshold (0.04) is tuned for photographs; renders and generated views at 128-256 px are
+# low in contrast, and 0.01 gives more than twice the distinct verified matches there (4 held-out renders of seed 9000,
+# 4 cameras, 9 frames at 128 px: 296 against 122, 7 of 24 pairs scored against 4), which the ratio test and
+# verification keep honest.
+SIFT_CONTRAST_THRESHOLD = 0.01
+# Matches pooled over the sampled frames of static cameras repeat: the same background point matches at the same
+# pixels in every frame. Matches within this distance in both views count once.
+DISTINCT_PX = 1.0
 DEFAULT_RANSAC_PX = 1.0  # inlier threshold of the fundamental matrix fitted to the matches themselves
 MIN_MATCHES_FOR_RANSAC = 8  # the eight-point minimum of a fundamental matrix fit
 RANSAC_CONFIDENCE = 0.999
@@ -78,7 +86,7 @@ class SiftMatcher:
             raise ValueError(f"the RANSAC threshold must be a positive number of pixels, got {ransac_px}")
         self.ratio = ratio
         self.ransac_px = ransac_px
-        self._sift = cv2.SIFT_create()
+        self._sift = cv2.SIFT_create(contrastThreshold=SIFT_CONTRAST_THRESHOLD)
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
 
     def detect(self, frame: np.ndarray) -> Features:
@@ -106,7 +114,8 @@ class SiftMatcher:
         return fit_matches(a.points[index[:, 0]], b.points[index[:, 1]], self.ransac_px)
 
     def describe(self) -> str:
-        return f"OpenCV SIFT, ratio {self.ratio:g}, mutual nearest neighbours"
+        return (f"OpenCV SIFT (contrast threshold {SIFT_CONTRAST_THRESHOLD:g}), ratio {self.ratio:g}, mutual nearest "
+                "neighbours")
 
 
 def fit_matches(points_a: np.ndarray, points_b: np.ndarray, ransac_px: float) -> Matches:
@@ -116,6 +125,22 @@ def fit_matches(points_a: np.ndarray, points_b: np.ndarray, ransac_px: float) ->
     if verified.sum() < MIN_VERIFIED_MATCHES:
         verified[:] = False
     return Matches(points_a, points_b, inliers, verified)
+
+
+def distinct_matches(points_a: np.ndarray, points_b: np.ndarray, tolerance_px: float = DISTINCT_PX) -> np.ndarray:
+    """(N,) int: for each match (N, 2) <-> (N, 2), the index of the first match that lies within ``tolerance_px`` of
+    it in both views (itself if none does); ``np.unique`` of it lists the distinct matches."""
+    first = np.arange(len(points_a))
+    kept: list[int] = []
+    for n in range(len(points_a)):
+        if kept:
+            near = (np.abs(points_a[kept] - points_a[n]).max(axis=1) < tolerance_px) & (
+                np.abs(points_b[kept] - points_b[n]).max(axis=1) < tolerance_px)
+            if near.any():
+                first[n] = kept[int(np.argmax(near))]
+                continue
+        kept.append(n)
+    return first
 
 
 def _fundamental_consensus(

@@ -38,49 +38,96 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-COLUMNS = ("matches/f", "verified/f", "matched px/f", "epi med px", "<1px", "<3px", "all med px", "sync corr", "lag0")
+FVD_V_MISSING = "needs a local I3D video model, which evaluate cannot load yet"
+CLIP_V_MISSING = "no --clip DIR given"
+
+# The table's columns: the camera-control papers' names (SynCamMaster, ReCamMaster, CameraCtrl) beside the project's
+# epipolar and synchronization measures, each with its meaning and unit (printed under the table, written to JSON).
+LEGEND = {
+    "Epi px": "headline: Sampson distance (px) of the verified matches to the requested cameras' epipolar lines, "
+              "median per pair, capped at chance (0.2 x the longer image side); a pair without a verified consensus "
+              "scores chance; geometric mean over all pairs (lower is better)",
+    "coverage": "pairs with a verified consensus of >= {min_verified} distinct matches / all pairs (matches of all "
+                "sampled frames pooled for static cameras)",
+    "RotErr": "angle (deg) between estimated and requested relative rotation, mean over posed pairs (CameraCtrl)",
+    "TransErr": "L2 distance between estimated and requested relative translation, both scaled to unit length "
+                "(0-2; 2 sin of half the angle between directions), mean over posed pairs (CameraCtrl)",
+    "posed": "pairs whose relative pose could be estimated stably from their matches / all pairs",
+    "Mat. Pix.": "matched pixels per frame pair: distinct pixels of view a with a match that a RANSAC fundamental "
+                 "matrix keeps (SIFT, or the --matcher model's confident matches)",
+    "CLIP-V": "100 x CLIP cosine similarity of two views at the same time step, mean over pairs and sampled frames",
+    "FVD-V": "Frechet video distance across views",
+    "sync": "correlation of the two views' motion-energy curves at lag 0 (-1 to 1)",
+    "lag0": "share of pairs (scene rows) whose motion curves peak at lag 0, or the pair's best lag in frames",
+}
+COLUMNS = tuple(LEGEND)
 
 
-def _row(label: str, numbers: dict, sync_lag: str) -> list[str]:
-    epipolar = numbers["epipolar"]
-    headline = [_fmt(epipolar["median_px"]), _fmt(epipolar["under_1px"], percent=True),
-                _fmt(epipolar["under_3px"], percent=True)] if epipolar else ["n/a", "-", "-"]
+def _fraction(count: int, total: int) -> str:
+    return f"{count}/{total}"
+
+
+def paper_row(numbers: dict, clip: dict | None = None) -> dict:
+    """The table's columns (``LEGEND``) of one scene summary, a pair, or a summary of several scenes: JSON-ready
+    values, None where a measure is empty."""
+    is_pair = "views" in numbers
+    return {
+        "Epi px": numbers["epipolar_px"],
+        "coverage": float(numbers["scored"]) if is_pair else numbers["coverage"],
+        "RotErr": numbers["rot_err_deg"],
+        "TransErr": numbers["trans_err"],
+        "posed": float(numbers["pose_estimated"]) if is_pair else numbers["pose_coverage"],
+        "Mat. Pix.": numbers["mat_pix"],
+        "CLIP-V": (clip or {}).get("clip_v"),
+        "FVD-V": None,
+        "sync": numbers["sync"]["corr"] if is_pair else numbers["sync_corr"],
+        "lag0": numbers["sync"]["best_lag"] if is_pair else numbers["sync_lag0_share"],
+    }
+
+
+def _cells(numbers: dict, clip: dict | None) -> list[str]:
+    row = paper_row(numbers, clip)
+    if "views" in numbers:
+        coverage = "yes" if numbers["scored"] else "n/a"
+        posed = "yes" if numbers["pose_estimated"] else "n/a"
+        lag = "-" if row["lag0"] is None else f"{row['lag0']:+d}"
+    else:
+        coverage = _fraction(numbers["pairs_scored"], numbers["pairs"])
+        posed = _fraction(numbers["pairs_posed"], numbers["pairs"])
+        lag = _fmt(row["lag0"], percent=True)
     return [
-        label,
-        _fmt(numbers["matches_per_frame"], 1),
-        _fmt(numbers["verified_per_frame"], 1),
-        _fmt(numbers["matched_pixels_per_frame"], 1),
-        *headline,
-        _fmt((numbers["epipolar_all"] or {}).get("median_px")),
-        _fmt(numbers.get("sync_corr") if "sync_corr" in numbers else numbers["sync"]["corr"]),
-        sync_lag,
+        _fmt(row["Epi px"]), coverage, _fmt(row["RotErr"]), _fmt(row["TransErr"], 3), posed,
+        _fmt(row["Mat. Pix."], 1), _fmt(row["CLIP-V"]), "-", _fmt(row["sync"]), lag,
     ]
 
 
-def _pair_row(pair: dict) -> list[str]:
-    lag = pair["sync"]["best_lag"]
-    return _row(f"  {pair['views'][0]}-{pair['views'][1]}", pair, "-" if lag is None else f"{lag:+d}")
+def legend(clip_given: bool) -> list[str]:
+    """One line per column: its meaning and unit, and why a column is empty."""
+    lines = []
+    for name, meaning in LEGEND.items():
+        meaning = meaning.format(min_verified=MIN_VERIFIED_MATCHES)
+        if name == "CLIP-V" and not clip_given:
+            meaning += f" - empty: {CLIP_V_MISSING}"
+        if name == "FVD-V":
+            meaning += f" - empty: {FVD_V_MISSING}"
+        lines.append(f"{name}: {meaning}")
+    return lines
 
 
 def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = None, pairs: bool = True) -> str:
-    """Aligned text table: one row per pair (if ``pairs``), one per scene, one for all scenes together."""
+    """Aligned text table in the papers' terms: one row per pair (if ``pairs``), one per scene, one for all scenes
+    together, then the legend."""
     rows = [["scene / pair", *COLUMNS]]
     for evaluation in evaluations:
-        summary = evaluation.report["summary"]
-        share = summary["sync_lag0_share"]
-        rows.append(_row(evaluation.report["scene"], summary, _fmt(share, percent=True)))
+        clip = evaluation.report.get("clip")
+        rows.append([evaluation.report["scene"], *_cells(evaluation.report["summary"], clip)])
         if pairs:
-            rows.extend(_pair_row(pair) for pair in evaluation.report["pairs"])
+            for pair in evaluation.report["pairs"]:
+                rows.append([f"  {pair['views'][0]}-{pair['views'][1]}", *_cells(pair, None)])
     if overall is not None and len(evaluations) > 1:
-        rows.append(_row(f"all {overall['scenes']} scenes", overall, _fmt(overall["sync_lag0_share"], percent=True)))
-    notes = (
-        "matches/f: matches per sampled frame (SIFT, or the --matcher model); verified/f: those a fundamental matrix "
-        f"fitted to them explains (a consensus of >= {MIN_VERIFIED_MATCHES}); matched px/f: distinct pixels of "
-        "RANSAC-inlier matches; epi: Sampson distance of the verified matches to the epipolar geometry of the scene's "
-        "cameras (n/a: none verified); all med px: the same over every match; sync corr: correlation of the views' "
-        "motion curves; lag0: share of pairs (scene rows) or best lag (pair rows)."
-    )
-    return text_table(rows) + "\n" + notes
+        rows.append([f"all {overall['scenes']} scenes", *_cells(overall, overall.get("clip"))])
+    clip_given = any("clip" in e.report for e in evaluations)
+    return text_table(rows) + "\n" + "\n".join(legend(clip_given))
 
 
 def write_json(path: str | Path, report: dict) -> Path:

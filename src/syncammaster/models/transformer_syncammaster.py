@@ -39,7 +39,9 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformerBlock,
     _get_qkv_projections,
 )
+from diffusers.utils import apply_lora_scale
 
+from ..hub import resolve_file
 from ..parallel import ViewSplit
 
 # ``ModelMixin`` is imported above because diffusers' pipeline loader resolves a custom component's base class by
@@ -140,7 +142,9 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         shift, scale, gate = (self.scale_shift_table_mvs + temb[:, 0:3].float()).chunk(3, dim=1)  # 3 x (B*V, 1, D)
         norm_hidden_states = self.norm_mvs(hidden_states.float()) * (1 + scale) + shift  # (B*V, F*H*W, D)
 
-        camera = self.cam_encoder(camera_embedding.to(self.cam_encoder.weight.dtype))  # (B*V, F, D)
+        # The camera enters in the compute dtype of the hidden states: the encoder's stored weight dtype may differ
+        # (layerwise casting stores it in float8 and casts it to the compute dtype for each forward).
+        camera = self.cam_encoder(camera_embedding.to(hidden_states.dtype))  # (B*V, F, D)
         norm_hidden_states = norm_hidden_states.unflatten(1, (num_frames, tokens_per_frame))  # (B*V, F, H*W, D)
         norm_hidden_states = (norm_hidden_states + camera.unsqueeze(2)).type_as(hidden_states)
 
@@ -373,9 +377,13 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         cls,
         checkpoint: str | os.PathLike | dict[str, torch.Tensor],
         torch_dtype: torch.dtype | None = None,
+        revision: str | None = None,
         **config: Any,
     ) -> SynCamMasterTransformer3DModel:
         """Loads a released SynCamMaster checkpoint (e.g. ``step20000.ckpt``: the whole DiT state dict, Wan key names).
+
+        ``checkpoint``: a state dict, a file, or a Hugging Face repo id fetched through ``syncammaster.hub``
+        (``KwaiVGI/SynCamMaster-Wan2.1`` means its ``step20000.ckpt``; ``OWNER/REPO/FILE`` any file) at ``revision``.
 
         The config is inferred from tensor shapes (heads = width // 128 unless ``num_attention_heads`` is given);
         any keyword overrides an inferred value. Raises ``CheckpointError`` naming missing and unexpected keys.
@@ -385,7 +393,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
         if isinstance(checkpoint, dict):
             state_dict = dict(checkpoint)
         else:
-            state_dict = _load_state_dict_file(checkpoint)
+            state_dict = _load_state_dict_file(resolve_file(checkpoint, revision))
         state_dict = _unwrap_state_dict(state_dict)
         inferred = infer_official_config(state_dict, num_attention_heads=config.pop("num_attention_heads", None))
         inferred.update(config)
@@ -464,6 +472,7 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
 
     # ------------------------------------------------------------------ forward
 
+    @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -485,7 +494,8 @@ class SynCamMasterTransformer3DModel(WanTransformer3DModel):
                 module, so the views are generated independently (the paper's ablation).
             num_views: V.
             return_dict: return a ``Transformer2DModelOutput`` instead of a tuple.
-            attention_kwargs: accepted for diffusers pipeline compatibility; unused.
+            attention_kwargs: as in diffusers' Wan transformer: ``{"scale": s}`` scales the loaded LoRA layers for
+                this forward (peft backend).
             view_split: when one sample's views are split over processes (``syncammaster.parallel``): which of
                 the ``view_split.num_views`` views these V are; the multi-view attention gathers the others' keys
                 and values from ``view_split.group``. Inference only.

@@ -1,4 +1,5 @@
-"""Procedural multi-camera world: toy training data in the SynCamVideo layout (DESIGN section 4).
+"""Procedural multi-camera world: toy training data in the SynCamVideo layout
+(docs/architecture.md, section 3).
 
 ``sample_scene`` draws what is in a scene (:mod:`.world`), ``sample_cameras`` its cameras (:mod:`.rig`),
 ``render_views`` ray-casts every view (:mod:`.raycast`) and ``render_dataset`` writes scene folders and

@@ -1,8 +1,9 @@
 """Typed training configs, read from TOML files (``syncammaster train --config FILE``).
 
-One file describes one stage. Defaults reproduce the paper's SynCamMaster training of Wan2.1-T2V-1.3B (stage
-"sync": 8 GPUs x batch 1, lr 1e-5, 20k steps, bf16, DeepSpeed stage 1, 2 views at most 30 deg azimuth / 15 deg
-elevation apart, 81 frames at 480x832); the small model shipped with the package has its own files in ``configs/``.
+One file describes one stage. Defaults follow the release's SynCamMaster training of Wan2.1-T2V-1.3B (stage
+"sync": batch 1 per device, lr 1e-4, 20k steps, 2 views at most 30 deg azimuth / 15 deg elevation apart, 81 frames at
+480x832); ``configs/paper/sync_wan2.1_1.3b.toml`` adds its hardware (8 GPUs, bf16, DeepSpeed stage 1) and says where
+each value comes from. The small model shipped with the package has its own files in ``configs/small/``.
 
 Stages:
     text  builds the word-level tokenizer from the dataset's captions and a frozen, randomly initialised UMT5 encoder
@@ -96,8 +97,8 @@ class TrainConfig:
     # Videos the VAE encodes together when stages base and sync fill the cache. On a CPU 2-4 is several times
     # faster per video than 1 (torch sends a batch of one small video to a slow generic 3-D convolution).
     cache_batch_size: int = 1
-    # Optimisation (the release: AdamW, lr 1e-5, batch 1 per GPU, 20k steps)
-    learning_rate: float = 1e-5
+    # Optimisation (the release: AdamW, lr 1e-4 in its training command, batch 1 per GPU, 20k steps)
+    learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 0
     decay_steps: int = 0  # cosine decay of the learning rate to zero over the last N steps (0: constant)

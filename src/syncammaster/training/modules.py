@@ -1,8 +1,8 @@
 """LightningModules: the model, the loss and the optimizer, nothing else.
 
-``FlowMatchingModule`` trains a transformer by flow matching as SynCamMaster does (DESIGN section 2): x_sigma =
-(1 - sigma) x0 + sigma noise, target = noise - x0, sigmas from Wan's shifted schedule, the release's bell-shaped
-timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconstruction.
+``FlowMatchingModule`` trains a transformer by flow matching as SynCamMaster does (docs/architecture.md, section
+1.3): x_sigma = (1 - sigma) x0 + sigma noise, target = noise - x0, sigmas from Wan's shifted schedule, the release's
+bell-shaped timestep weighting. ``VAEModule`` trains a small ``AutoencoderKLWan`` by reconstruction.
 """
 
 from __future__ import annotations
@@ -15,18 +15,38 @@ import torch
 import torch.nn.functional as F
 
 from ..models import SynCamMasterTransformer3DModel
+from .runner import batch_items
 
 NUM_TRAIN_TIMESTEPS = 1000
 
 
 def step_generator(module: pl.LightningModule, seed: int, batch_index: int) -> torch.Generator:
-    """A training step's random draws depend only on (seed, step, rank): a resumed run draws what the original would.
+    """One generator for a whole training step (the VAE stage's): its draws depend only on (seed, step, rank), so a
+    resumed run draws what the original would (but N processes draw otherwise than one; see ``group_generators``).
 
     Lightning's checkpoints do not hold torch's global RNG, so every draw of a step comes from this generator."""
     attached = module._trainer is not None
     rank = module.trainer.global_rank if attached else 0
     step = module.global_step if attached else batch_index
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+
+
+def group_generators(module: pl.LightningModule, seed: int, batch_index: int, batch_size: int
+                     ) -> list[torch.Generator]:
+    """One generator per group of a training batch, seeded by the group's dataset item (``batch_items``).
+
+    A group's random draws depend only on (seed, item): a resumed run draws what the original would, and N processes
+    of batch B draw, group for group, what one process of batch N * B draws."""
+    attached = module._trainer is not None
+    step = module.global_step if attached else batch_index
+    world, rank = (module.trainer.world_size, module.trainer.global_rank) if attached else (1, 0)
+    return [torch.Generator().manual_seed(seed * 1_000_003 + item)
+            for item in batch_items(step, world, rank, batch_size)]
+
+
+def _per_group(generators: list[torch.Generator], draw) -> torch.Tensor:
+    """``draw(generator)`` for each group's generator, stacked: (B, ...)."""
+    return torch.stack([draw(generator) for generator in generators])
 
 
 class FlowSchedule:
@@ -96,12 +116,17 @@ class FlowMatchingModule(pl.LightningModule):
             return self.transformer.mvs_parameters()
         return list(self.transformer.parameters())
 
-    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | list[torch.Generator]
+             ) -> torch.Tensor:
+        """The batch's loss; each group's noise, timestep, caption dropout and reference view are drawn from its own
+        generator in ``generator`` (one per group, ``group_generators``) or all from one."""
         latents = batch["latents"]  # (B, V, C, F, h, w)
         batch_size, num_views = latents.shape[:2]
+        generators = generator if isinstance(generator, list) else [generator] * batch_size
         x0 = latents.flatten(0, 1).float()  # (B*V, C, F, h, w), view-major
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        timestep_ids = torch.randint(0, len(self.schedule.sigmas), (batch_size,), generator=generator)
+        noise = _per_group(generators, lambda g: torch.randn(latents.shape[1:], generator=g))  # (B, V, C, F, h, w)
+        noise = noise.flatten(0, 1).to(x0.device)  # (B*V, C, F, h, w)
+        timestep_ids = _per_group(generators, lambda g: torch.randint(0, len(self.schedule.sigmas), (), generator=g))
         sigma = self.schedule.sigmas[timestep_ids].repeat_interleave(num_views).to(x0.device)  # (B*V,)
         timestep = self.schedule.timesteps[timestep_ids].repeat_interleave(num_views).to(x0.device)
         if self.bf16_timesteps:
@@ -112,7 +137,7 @@ class FlowMatchingModule(pl.LightningModule):
         prompt_embeds = batch["prompt_embeds"]  # (B, L, text_dim)
         if self.caption_dropout > 0:
             # Drawn after the noise and timesteps, so those stay what they are without dropout.
-            dropped = torch.rand(batch_size, generator=generator) < self.caption_dropout  # (B,)
+            dropped = _per_group(generators, lambda g: torch.rand((), generator=g)) < self.caption_dropout  # (B,)
             null = self.null_prompt_embeds.to(prompt_embeds.device, prompt_embeds.dtype)
             prompt_embeds = torch.where(dropped.to(prompt_embeds.device).view(-1, 1, 1), null, prompt_embeds)
         context = prompt_embeds.repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
@@ -121,8 +146,8 @@ class FlowMatchingModule(pl.LightningModule):
         counted = torch.ones(batch_size, num_views)  # (B, V)
         if self.reference_view_prob > 0 and num_views > 1:
             # Drawn last, so that everything above is drawn as it is without reference views.
-            has_reference = torch.rand(batch_size, generator=generator) < self.reference_view_prob  # (B,)
-            reference = torch.randint(0, num_views, (batch_size,), generator=generator)  # (B,)
+            has_reference = _per_group(generators, lambda g: torch.rand((), generator=g)) < self.reference_view_prob
+            reference = _per_group(generators, lambda g: torch.randint(0, num_views, (), generator=g))  # (B,)
             is_reference = F.one_hot(reference, num_views).bool() & has_reference.view(-1, 1)  # (B, V)
             counted = (~is_reference).float()
             clean = is_reference.flatten().to(x0.device)  # (B*V,)
@@ -140,7 +165,7 @@ class FlowMatchingModule(pl.LightningModule):
         return (per_group * weights).mean()
 
     def training_step(self, batch, batch_index):
-        loss = self.loss(batch, step_generator(self, self.seed, batch_index))
+        loss = self.loss(batch, group_generators(self, self.seed, batch_index, batch["latents"].shape[0]))
         self.log("train_loss", loss, prog_bar=True, on_step=True, batch_size=batch["latents"].shape[0])
         return loss
 
@@ -154,7 +179,8 @@ class FlowMatchingModule(pl.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def on_load_checkpoint(self, checkpoint):
-        if self.is_multiview:
+        # Under DeepSpeed the engine restores every weight from its own checkpoint folder: no state_dict here.
+        if self.is_multiview and "state_dict" in checkpoint:
             missing = self.state_dict().keys() - checkpoint["state_dict"].keys()
             checkpoint["state_dict"].update({k: self.state_dict()[k] for k in missing})
 

@@ -1,9 +1,14 @@
 """``syncammaster train --config FILE``: runs one stage (text, vae, base, sync) with checkpoints and full resume.
 
-Each stage writes into its ``output_dir``: ``checkpoints/`` (every ``checkpoint_every`` steps and ``last.ckpt``),
-``metrics.csv`` (step, loss, learning rate), and finally the exported diffusers folder. Re-running the same command
-resumes from ``last.ckpt`` (model, optimizer, scheduler and step; the data order and the noise depend only on the
-step, so a resumed run continues exactly as an uninterrupted one would).
+Each stage writes into its ``output_dir``: ``checkpoints/`` (every ``checkpoint_every`` steps and ``last.ckpt``, as
+Lightning writes them under the strategy: a file for DDP and FSDP, a folder of shards for DeepSpeed),
+``metrics.csv`` (step, loss averaged over the processes, learning rate), and finally the exported diffusers folder.
+Re-running the same command resumes from ``last.ckpt`` (model, optimizer, scheduler and step; the data order and the
+noise depend only on the step, so a resumed run continues exactly as an uninterrupted one would).
+
+On N devices the run is N processes; global batch ``g`` is items ``g * N * B`` to ``(g + 1) * N * B - 1`` of the
+dataset (``batch_items``), whichever process holds them, so N processes of batch B see the batches one process of
+batch N * B sees. Only global rank 0 writes the metrics, the export and the final message.
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
-from ..scene import read_video
+from ..ranks import global_rank
+from ..video import read_video
 from .config import TrainConfig
+
+if TYPE_CHECKING:
+    from lightning.pytorch.strategies import Strategy
 
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
@@ -32,12 +43,21 @@ METRICS_FILE = "metrics.csv"
 # ---------------------------------------------------------------------- data order
 
 
-class StepSampler(Sampler[int]):
-    """Item indices in the order of optimisation steps, starting at the module's current step.
+def batch_items(step: int, world_size: int, rank: int, batch_size: int) -> range:
+    """The dataset items of process ``rank``'s batch at optimisation step ``step``.
 
-    Global batch ``g`` is items ``[g * world * B, (g + 1) * world * B)``; rank ``r`` takes its slice of ``B``. The
-    dataset's item ``i`` is a pure function of ``i``, so the data seen at step ``g`` never depends on whether the run
-    was interrupted.
+    Global batch ``step`` is items ``[step * world_size * B, (step + 1) * world_size * B)``, and rank ``r`` takes its
+    ``r``-th slice of ``B``: the same items as one process with batch ``world_size * B``, in the same order.
+    """
+    first = (step * world_size + rank) * batch_size
+    return range(first, first + batch_size)
+
+
+class StepSampler(Sampler[int]):
+    """Item indices in the order of optimisation steps (``batch_items``), starting at the module's current step.
+
+    The dataset's item ``i`` is a pure function of ``i``, so the data seen at step ``g`` never depends on whether the
+    run was interrupted, nor on how many processes share it.
     """
 
     def __init__(self, module: pl.LightningModule, batch_size: int, max_steps: int):
@@ -53,8 +73,7 @@ class StepSampler(Sampler[int]):
         world, rank = self._world()
         start = self.module.global_step if self.module._trainer is not None else 0
         for step in range(start, self.max_steps):
-            first = (step * world + rank) * self.batch_size
-            yield from range(first, first + self.batch_size)
+            yield from batch_items(step, world, rank, self.batch_size)
 
     def __len__(self) -> int:
         return self.max_steps * self.batch_size
@@ -93,7 +112,7 @@ class VideoClipDataset(Dataset):
 
 
 class MetricsCSV(pl.Callback):
-    """Appends (step, loss, learning rate, seconds) to ``metrics.csv``.
+    """Appends (step, loss, learning rate, seconds) to ``metrics.csv``; the loss is the mean over the processes.
 
     On resume, rows logged after the restored checkpoint (steps an interrupted run did again) are dropped, so each
     step appears once, and ``seconds`` goes on from the last kept row: it is the training time up to that step.
@@ -121,9 +140,11 @@ class MetricsCSV(pl.Callback):
         step = trainer.global_step
         if step % self.every and step != trainer.max_steps:
             return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        # The loss of the global batch: every process takes part in the mean, rank 0 writes it.
+        loss = trainer.strategy.reduce(loss.detach(), reduce_op="mean").item()
         if trainer.global_rank != 0:
             return
-        loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         new = not self.path.exists()
         with self.path.open("a", newline="") as handle:
@@ -134,7 +155,7 @@ class MetricsCSV(pl.Callback):
 
 
 class StepProgressBar(pl.Callback):
-    """A tqdm bar over optimisation steps: from the restored step to ``max_steps``, with the loss.
+    """A tqdm bar over optimisation steps: from the restored step to ``max_steps``, with rank 0's loss.
 
     Lightning's own bar counts batches of an epoch, which a run that resumes mid-way (the data order here is one long
     epoch) shows with a wrong total.
@@ -162,10 +183,30 @@ class StepProgressBar(pl.Callback):
             self.bar.close()
             self.bar = None
 
-    on_exception = on_train_end  # an interrupted run leaves a closed bar, not a half-drawn line
+    def on_exception(self, trainer, module, exception):
+        self.on_train_end(trainer, module)  # an interrupted run leaves a closed bar, not a half-drawn line
 
 
 # ---------------------------------------------------------------------- trainer
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, each written to a temporary file beside it and renamed: a process killed while
+    saving leaves the previous ``last.ckpt`` whole. (Lightning's own writer builds the file in the system's temporary
+    folder and moves it, which is a copy, not a rename, where that folder is on another file system.)"""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options are not supported when saving a training checkpoint")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomically(path, buffer.getvalue())
+
+
+def _remove_unfinished_checkpoints(folder: Path) -> None:
+    """Temporary files of checkpoints whose writer was killed (``write_atomically`` names them ``.NAME.*.tmp``)."""
+    for leftover in folder.glob(".*.ckpt.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _precision(config: TrainConfig) -> str:
@@ -174,17 +215,44 @@ def _precision(config: TrainConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
-def _strategy(config: TrainConfig) -> str:
+# Strategies Lightning runs on CUDA devices only: it refuses FSDP on a CPU, and DeepSpeed here is a GPU library.
+GPU_STRATEGY_PREFIXES = ("fsdp", "deepspeed")
+
+
+def check_strategy(config: TrainConfig) -> None:
+    """Refuses, in one line, a strategy this machine cannot run (before any data is read or model loaded)."""
+    if not config.strategy.startswith(GPU_STRATEGY_PREFIXES):
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"strategy {config.strategy!r} needs CUDA GPUs and this machine has none; set "
+                         'strategy = "ddp" (one process per device; devices = N for N CPU processes) or "auto"')
     if config.strategy.startswith("deepspeed"):
         try:
             import deepspeed  # noqa: F401
         except ImportError:
             raise ValueError(f"strategy {config.strategy!r} needs DeepSpeed: pip install deepspeed") from None
-        return "deepspeed_stage_1" if config.strategy == "deepspeed" else config.strategy
+
+
+def _strategy(config: TrainConfig, module: torch.nn.Module | None = None) -> str | Strategy:
+    """Lightning's strategy for ``config.strategy``; FSDP shards ``module`` block by block where its model names its
+    blocks (diffusers' ``_no_split_modules``), so a forward gathers one block's weights at a time, not all of them."""
+    if config.strategy == "deepspeed":
+        return "deepspeed_stage_1"  # the release's
+    if config.strategy == "fsdp" and module is not None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        blocks = _block_classes(module)
+        return FSDPStrategy(auto_wrap_policy=blocks) if blocks else "fsdp"
     return config.strategy
 
 
-def make_trainer(config: TrainConfig, progress_bar: bool = True) -> pl.Trainer:
+def _block_classes(module: torch.nn.Module) -> set[type[torch.nn.Module]]:
+    names = {name for part in module.modules() for name in getattr(part, "_no_split_modules", None) or ()}
+    return {type(part) for part in module.modules() if type(part).__name__ in names}
+
+
+def make_trainer(config: TrainConfig, progress_bar: bool = True, module: torch.nn.Module | None = None) -> pl.Trainer:
+    """The Trainer of a stage; ``module`` (the model it will train) lets FSDP wrap its blocks."""
     run = config.run_dir
     checkpoints = pl.callbacks.ModelCheckpoint(
         dirpath=run / CHECKPOINT_DIR,
@@ -199,10 +267,14 @@ def make_trainer(config: TrainConfig, progress_bar: bool = True) -> pl.Trainer:
     callbacks = [checkpoints, MetricsCSV(run / METRICS_FILE, config.log_every)]
     if progress_bar:
         callbacks.append(StepProgressBar(f"train {config.stage}"))
+    strategy = _strategy(config, module)
+    # DeepSpeed writes its checkpoint folders itself; the other strategies write files through a CheckpointIO.
+    plugins = [] if config.strategy.startswith("deepspeed") else [AtomicCheckpointIO()]
     return pl.Trainer(
         accelerator="auto",
         devices=config.devices,
-        strategy=_strategy(config),
+        strategy=strategy,
+        plugins=plugins,
         precision=_precision(config),
         max_steps=config.max_steps,
         max_epochs=-1,
@@ -219,12 +291,18 @@ def make_trainer(config: TrainConfig, progress_bar: bool = True) -> pl.Trainer:
 
 def fit(config: TrainConfig, module: pl.LightningModule, dataset: Dataset, restart: bool = False,
         progress_bar: bool = True) -> pl.Trainer:
-    """Trains ``module`` on ``dataset`` up to ``config.max_steps``, resuming from ``last.ckpt`` unless ``restart``."""
+    """Trains ``module`` on ``dataset`` up to ``config.max_steps``, resuming from ``last.ckpt`` unless ``restart``.
+
+    In a multi-process run every process calls this; only global rank 0 removes old checkpoints on ``restart``.
+    """
+    check_strategy(config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     last = config.run_dir / CHECKPOINT_DIR / "last.ckpt"
-    if restart and last.exists():
-        shutil.rmtree(config.run_dir / CHECKPOINT_DIR)
-    trainer = make_trainer(config, progress_bar)
+    if global_rank() == 0:
+        if restart and last.exists():
+            shutil.rmtree(config.run_dir / CHECKPOINT_DIR)
+        _remove_unfinished_checkpoints(config.run_dir / CHECKPOINT_DIR)
+    trainer = make_trainer(config, progress_bar, module)
     loader = DataLoader(
         dataset,
         batch_size=config.batch_size,

@@ -11,9 +11,10 @@ import torch
 from ..atomic import save_atomically
 from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
 from ..model_files import check_components, read_json_object
+from ..ranks import on_global_zero
 from .config import TrainConfig
 from .modules import FlowMatchingModule, LearningRateSchedule, VAEModule
-from .runner import VideoClipDataset, fit
+from .runner import VideoClipDataset, check_strategy, fit
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ LATENT_STATS_BATCH = 4  # clips encoded together (batches of one run a slow CPU 
 
 
 def train(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
-    """Runs ``config.stage`` to ``max_steps`` (resuming if interrupted) and exports the result; returns its folder."""
+    """Runs ``config.stage`` to ``max_steps`` (resuming if interrupted) and exports the result; returns its folder.
+
+    In a multi-process run every process returns the folder, which global rank 0 alone has written.
+    """
+    check_strategy(config)  # before any data is read
     stage = {"text": train_text, "vae": train_vae, "base": train_base, "sync": train_sync}[config.stage]
     return stage(config, restart=restart, progress_bar=progress_bar)
 
@@ -61,8 +66,11 @@ def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = 
                    dropout_rate=0.0)
     ).eval()
 
-    save_atomically(tokenizer.save_pretrained, config.export_path / "tokenizer")
-    save_atomically(encoder.save_pretrained, config.export_path / "text_encoder")
+    def export():
+        save_atomically(tokenizer.save_pretrained, config.export_path / "tokenizer")
+        save_atomically(encoder.save_pretrained, config.export_path / "text_encoder")
+
+    on_global_zero(export)
     logger.info("text components: %d-word vocabulary, width %d", len(tokenizer), text.d_model)
     return config.export_path
 
@@ -95,10 +103,14 @@ def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = T
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
 
     vae = module.vae.float().eval()
-    if v.train_encoder:  # a frozen encoder keeps the latent statistics the models downstream were trained with
-        mean, std = latent_statistics(vae, videos, config)
-        vae.register_to_config(latents_mean=mean, latents_std=std)
-    save_atomically(vae.save_pretrained, config.export_path / "vae")
+
+    def export():
+        if v.train_encoder:  # a frozen encoder keeps the latent statistics the models downstream were trained with
+            mean, std = latent_statistics(vae, videos, config)
+            vae.register_to_config(latents_mean=mean, latents_std=std)
+        save_atomically(vae.save_pretrained, config.export_path / "vae")
+
+    on_global_zero(export)
     return config.export_path
 
 
@@ -140,9 +152,10 @@ def _latent_dataset(config: TrainConfig, index, num_views: int, components):
     from ..data import LatentViewDataset, cache_dataset
 
     tokenizer, text_encoder, vae = components
+    # On several devices every process encodes its share of what is missing, and all wait until the cache is whole.
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
                   height=config.height, width=config.width, max_sequence_length=config.max_sequence_length,
-                  batch_size=config.cache_batch_size)
+                  batch_size=config.cache_batch_size, use_lightning=_world_size(config) > 1, devices=config.devices)
     return LatentViewDataset(index, config.cache_path, num_views=num_views, max_az=config.max_azimuth,
                              max_el=config.max_elevation, max_sequence_length=config.max_sequence_length,
                              seed=config.seed, length=config.max_steps * config.batch_size * _world_size(config))
@@ -172,13 +185,13 @@ def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = 
             cross_attn_norm=True,
         )
     transformer = _fit_transformer(config, transformer, dataset, components, restart, progress_bar)
-    save_atomically(transformer.save_pretrained, config.export_path)
+    on_global_zero(lambda: save_atomically(transformer.save_pretrained, config.export_path))
     return config.export_path
 
 
 def _null_prompt_embeds(config: TrainConfig, components) -> torch.Tensor:
     """(L, text_dim) embedding of the empty caption, exactly as the pipeline encodes an empty negative prompt."""
-    from ..data.cache import encode_captions, pad_prompt_embeds
+    from ..encoding import encode_captions, pad_prompt_embeds
 
     tokenizer, text_encoder, _ = components
     with torch.no_grad():
@@ -265,8 +278,12 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
                                 negative_prompt="" if config.caption_dropout > 0 else WAN_NEGATIVE_PROMPT,
                                 default_height=config.height, default_width=config.width,
                                 default_num_frames=config.num_frames)
-    save_atomically(pipe.save_pretrained, config.export_path)
-    (config.export_path / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
+
+    def save(folder: Path) -> None:  # the record goes into the same staging folder: the export is whole or absent
+        pipe.save_pretrained(folder)
+        (folder / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
+
+    on_global_zero(lambda: save_atomically(save, config.export_path))
     return config.export_path
 
 

@@ -1,0 +1,75 @@
+"""Videos made with PyAV for the tests, as cameras and phones write them: numbered frames (to check which frames a
+reader picks), pictures without symmetry (to check orientation), display matrices, variable frame rates, audio."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+BITS, BLOCK, HEIGHT = 10, 8, 16  # frame index drawn as 10 black/white blocks of 8x16 pixels: 80x16 frames
+
+
+def numbered_frame(index: int) -> np.ndarray:
+    """(16, 80, 3) uint8: bit b of ``index`` is block b, white or black (survives lossy coding)."""
+    bits = (index >> np.arange(BITS)) & 1  # (BITS,)
+    row = np.repeat(bits * 255, BLOCK).astype(np.uint8)  # (80,)
+    return np.broadcast_to(row[None, :, None], (HEIGHT, BITS * BLOCK, 3)).copy()
+
+
+def frame_numbers(frames: np.ndarray) -> list[int]:
+    """The indices drawn by :func:`numbered_frame` into (T, 16, 80, 3) frames."""
+    blocks = frames.reshape(frames.shape[0], HEIGHT, BITS, BLOCK, 3).mean(axis=(1, 3, 4)) > 127  # (T, BITS)
+    return (blocks * (1 << np.arange(BITS))).sum(axis=1).tolist()
+
+
+def make_video(path, pictures, fps=30, codec="libx264", pix_fmt="yuv420p", times_ms=None, rotation=None,
+               hflip=False, options=None, audio=False, sample_aspect_ratio=None):
+    """Encode (H, W, 3) uint8 pictures with PyAV: at ``fps``, or at the given presentation times (ms, variable
+    rate); with a display matrix (``rotation`` degrees anticlockwise, then ``hflip``), an AAC track, a sample aspect
+    ratio."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = pictures[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        stream.options = {"crf": "0", **(options or {})} if codec == "libx264" else dict(options or {})
+        if times_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation, hflip=hflip)
+        if sample_aspect_ratio is not None:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        sound = container.add_stream("aac", rate=8000) if audio else None
+        for i, picture in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            if sound is not None:  # 1/fps s of a 440 Hz tone per video frame
+                samples = int(8000 / fps)
+                t = (np.arange(samples) + i * samples) / 8000
+                tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]  # (1, samples)
+                audio_frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                audio_frame.sample_rate, audio_frame.pts = 8000, i * samples
+                for packet in sound.encode(audio_frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            for packet in sound.encode():
+                container.mux(packet)
+    return path
+
+
+def numbered_video(path, num_frames, fps=30, **kwargs):
+    return make_video(path, [numbered_frame(i) for i in range(num_frames)], fps=fps, **kwargs)
+
+
+def marked_picture(height=24, width=40) -> np.ndarray:
+    """(H, W, 3) with no symmetry: a horizontal and a vertical ramp, and a white top-left corner."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    picture = np.stack([columns * 255 // (width - 1), rows * 255 // (height - 1), np.zeros_like(rows)], -1)
+    picture[:4, :4] = 255
+    return picture.astype(np.uint8)
