@@ -372,7 +372,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--cache", choices=list(CACHE_METHODS), default=None, metavar="NAME",
                      help="skip work between neighbouring steps with one of diffusers' caches: "
                      + "; ".join(f"{name}: {method.summary}" for name, method in CACHE_METHODS.items())
-                     + " (default: none; recommended: taylorseer; speed and fidelity on the shipped model: "
+                     + " (default: none; recommended: taylorseer-lite; speed and fidelity on the shipped model: "
                      "benchmarks/RESULTS.md, 'Caches')")
     gen.add_argument("--cache-threshold", type=float, default=None, metavar="X",
                      help="the cache's knob: "
