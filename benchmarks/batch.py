@@ -60,7 +60,7 @@ def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
     """(wall, user + system CPU seconds) of one command in a child process, which must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env or os.environ)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -204,7 +204,7 @@ def batch(scenes: int, repeats: int) -> str:
 
 def processes(scenes: int) -> str:
     settings = [
-        ("1 process x 2 threads", ["syncammaster"], {}),
+        ("1 process x 2 threads", ["syncammaster"], {"OMP_NUM_THREADS": "2"}),
         ("1 process x 1 thread", ["syncammaster"], {"OMP_NUM_THREADS": "1"}),
         ("2 processes x 1 thread (torchrun)",
          ["torchrun", "--standalone", "--nproc-per-node=2", "--no-python", "syncammaster"], {"OMP_NUM_THREADS": "1"}),
@@ -228,7 +228,7 @@ def compile_worker(compiled: bool, scenes: int, out: str) -> None:
 
     from syncammaster.cameras import CameraRig
     from syncammaster.cli import default_model_dir
-    from syncammaster.model_files import load_model_folder
+    from syncammaster.pipeline import load_model_folder
 
     pipe = load_model_folder(default_model_dir())
     pipe.set_progress_bar_config(disable=True)
@@ -278,10 +278,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="repeats of the phases, whole and batch tables (default 3)")
     parser.add_argument("--scenes", type=int, default=8, help="scenes of the batch, processes, compile tables")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of every process started (OMP_NUM_THREADS; default: torch's), except "
+                        "in the processes table, which sets its own; on a shared machine one thread measures the work "
+                        "more than the other jobs")
     args = parser.parse_args()
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if shutil.which("syncammaster") is None:
         raise SystemExit("the syncammaster command is not on PATH; install the project (pip install -e .)")
-    print(f"{os.cpu_count()} CPUs, torch threads by default; load average {_load()} at start")
+    threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
+    print(f"{os.cpu_count()} CPUs, threads per process: {threads}; load average {_load()} at start")
     for name in args.tables:
         start = time.perf_counter()
         text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
