@@ -140,8 +140,8 @@ def test_bad_lines_are_reported_one_line_each_and_the_rest_is_made(model_dir, tm
     expected = {2: "not JSON", 3: "unknown key 'colour'", 4: "'views' must be a whole number", 5: 'no "prompt"',
                 6: "a JSON list where a JSON object is needed", 7: "'seed' must be a whole number",
                 8: "missing.mp4 does not exist", 9: "is a folder", 10: "cannot decode video",
-                11: "has 3 frames, fewer than the 5", 12: "neither a camera preset", 13: '"views" must be >= 1',
-                14: '"prompt" is empty'}
+                11: "gives 3 frames at 15 fps, fewer than the 5", 12: "neither a camera preset",
+                13: '"views" must be >= 1', 14: '"prompt" is empty'}
     for number, needle in expected.items():
         reported = [line for line in lines if f"scenes.jsonl line {number}:" in line]
         assert len(reported) == 1 and needle in reported[0], (number, lines)
