@@ -148,8 +148,9 @@ def main() -> None:
     parser.add_argument("--cache", required=True, help="latent cache of held-out scenes (syncammaster cache)")
     parser.add_argument("--views", type=int, default=4, help="views per group (default 4)")
     parser.add_argument("--groups", type=int, default=12, help="view groups (default 12)")
-    parser.add_argument("--given", type=int, nargs="+", default=[0, 2],
-                        help="which view of the group is given, one run each (default: 0 and 2)")
+    parser.add_argument("--given", type=int, nargs="*", default=[0, 2],
+                        help="which view of the group is given, one run each (default: 0 and 2; none: only the "
+                        "same-pose test)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.85, 0.95])
     parser.add_argument("--seed", type=int, default=0, help="seed of the group draws and the noise (default 0)")
     parser.add_argument("--chunk", type=int, default=16, help="videos per forward (default 16)")
