@@ -76,6 +76,9 @@ def main() -> None:
 
     curve_file = out / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else {}
+    copy = [image_scores(t.videos[GIVEN_VIEW], t.videos[v])[0] for t in truths for v in range(1, len(t.videos))]
+    curve["copy the input"] = {"step": None, "clean_psnr": float(np.mean(copy)), "same_pose_psnr": float("inf")}
+    print(f"copy the input: {np.mean(copy):.2f} dB", flush=True)
     for checkpoint in map(Path, args.checkpoints):
         missing = pipe.transformer.load_state_dict(module_state(checkpoint), strict=False).unexpected_keys
         if missing:
@@ -100,7 +103,7 @@ def main() -> None:
 def pair_rig(rig: CameraRig) -> CameraRig:
     """Two cameras at the given camera's pose."""
     c2w = rig.c2w[[GIVEN_VIEW, GIVEN_VIEW]]
-    return CameraRig(c2w, ["given", "same pose"], intrinsics=rig.intrinsics, subject=rig.subject)
+    return CameraRig(c2w, ["given", "same_pose"], intrinsics=rig.intrinsics, subject=rig.subject)
 
 
 if __name__ == "__main__":
