@@ -108,7 +108,7 @@ def phase_worker(out: str, extra: list[str]) -> None:
 
     with torch.no_grad():
         videos = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
-    scene = generated_scene(pipe, videos, rig, args.prompt, args.fps)
+    scene = generated_scene(pipe, videos, rig, args.prompt, args.fps or pipe.config.default_fps)
     mark()
     plot = io.BytesIO()
     rig.plot(plot, title=f"{rig.num_views} cameras: {args.rig}")

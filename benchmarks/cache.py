@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/cache.py [--quick] [--threads N] [--tables shipped big vae help ...]
+    python benchmarks/cache.py [--quick] [--threads N] [--tables shipped big vae lite help ...]
 
 Tables (each setting run once, one after another in this process; timings on a shared machine are noisy, so the
 uncached row is run first and again last, and ratios are taken against the first):
@@ -24,6 +24,10 @@ uncached row is run first and again last, and ratios are taken against the first
   dB" over the uncached latents' range). Random weights have no consistency to measure.
 - vae: the shipped VAE decoding the default generate's 4 videos with contiguous 3-D convolution weights and with
   channels-last ones (what ``decode_latents`` uses on a CPU), alternating, median of the repeats; max abs difference.
+- lite: TaylorSeer-Lite schedules on the shipped model's default generate (as in "shipped"): for each pair
+  (full first steps, interval) of ``--schedules``, the full steps of the 50, the denoising's CPU speedup and the PSNR
+  to the uncached videos; how ``taylorseer-lite``'s schedule (``caching.TAYLORSEER_LITE_FULL_FIRST_STEPS``, its
+  default interval) was chosen.
 - help: ``syncammaster --help`` wall time in a fresh process (median of 5), against a process that only imports what
   the argument declarations used to import (torch, diffusers and the pipeline module).
 """
@@ -263,7 +267,40 @@ def table_help(args) -> None:
     print(f"| import torch, diffusers, syncammaster.pipeline (what --help used to load) | {heavy:.2f} |")
 
 
-TABLES = {"shipped": table_shipped, "big": table_big, "vae": table_vae, "help": table_help}
+def table_lite(args) -> None:
+    from diffusers.hooks import TaylorSeerCacheConfig
+
+    pipe = SynCamMasterPipeline.from_pretrained(default_model_dir())
+    pipe.set_progress_bar_config(disable=True)
+    call_kwargs = {"prompt": PROMPT, "rig": CameraRig.preset("arc", num_views=4), "num_inference_steps": 50, "seed": 0}
+
+    def run(config):
+        if config is not None:
+            pipe.transformer.enable_cache(config)
+        start = time.process_time()
+        latents = pipe(**call_kwargs, output_type="latent").videos
+        cpu_seconds = time.process_time() - start
+        if config is not None:
+            pipe.transformer.disable_cache()
+        with torch.no_grad():
+            frames = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
+        return cpu_seconds, (frames * 255).round().clip(0, 255).astype(np.uint8)
+
+    base_seconds, base = run(None)
+    print("\n## TaylorSeer-Lite schedules, shipped model, default generate\n")
+    print("| full first steps | then every | full steps of 50 | CPU speedup | PSNR dB |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for text in args.schedules:
+        first, interval = (int(x) for x in text.split(":"))
+        full = first + sum(1 for step in range(first, 50) if (step - first - 1) % interval == 0)
+        seconds, videos = run(TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=first,
+                                                    max_order=1, taylor_factors_dtype=torch.float32,
+                                                    use_lite_mode=True))
+        print(f"| {first} | {interval} | {full} | {base_seconds / seconds:.2f} | {psnr(videos, base, 255.0):.1f} |",
+              flush=True)
+
+
+TABLES = {"shipped": table_shipped, "big": table_big, "vae": table_vae, "lite": table_lite, "help": table_help}
 
 
 def main() -> None:
@@ -274,6 +311,9 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--settings", nargs="+", default=None, metavar="NAME:KNOB",
                         help="cache settings to run after the uncached one, e.g. first-block:0.2 taylorseer:3")
+    parser.add_argument("--schedules", nargs="+", metavar="FIRST:INTERVAL",
+                        default=["3:5", "4:6", "5:7", "6:8", "6:9", "8:10", "3:6", "2:6"],
+                        help="table lite: TaylorSeer-Lite schedules, full first steps and interval")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

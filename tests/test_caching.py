@@ -56,7 +56,9 @@ def test_cache_skips_work_and_stays_close(pipe, work, uncached, name):
     assert not transformer.is_cache_enabled
     assert sum(cached_work.values()) < sum(full_work.values())  # fewer attention / FFN rows really ran
     relative_error = ((cached - reference).norm() / reference.norm()).item()
-    assert 0 < relative_error < 0.02
+    # TaylorSeer-Lite extrapolates the whole model's output, not each layer's: cruder on this tiny random model
+    # (the shipped model's videos: RESULTS.md, "Caches").
+    assert 0 < relative_error < (0.05 if name == "taylorseer-lite" else 0.02)
     torch.testing.assert_close(again, cached, rtol=0, atol=1e-5)  # the cache state does not leak between calls
     after, after_work = sample(pipe, work)
     assert after_work == full_work
