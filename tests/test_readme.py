@@ -9,8 +9,8 @@ What is not run, by one rule each:
   paper's recipe, whose config reads ``models/``), a repo of the released model on the Hugging Face Hub
   (``Wan-AI/...``, ``KwaiVGI/...``), or ``syncammaster download``.
 
-Inputs the README leaves to the user are made first: ``DATA`` (a dataset rendered by ``syncammaster render``),
-``clip.mp4`` (one of its videos) and ``scenes.jsonl`` (one scene a line for ``generate --prompts``).
+Inputs the README leaves to the user are made first: ``DATA`` (a dataset rendered by ``syncammaster render``) and
+``clip.mp4`` (one of its videos).
 """
 
 import os
@@ -94,12 +94,11 @@ def _run(command: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_readme_commands_run_as_written(tmp_path):
     repo = _copy_of_the_repository(tmp_path)
-    # The user's own inputs the README names: a dataset (DATA), a video (clip.mp4) and a prompts file (scenes.jsonl).
+    # The user's own inputs the README names: a dataset (DATA) and a video (clip.mp4).
     made = _run("syncammaster render --scenes 2 --cameras 3 --frames 17 --size 32 --seed 0 --workers 1 --quiet "
                 "--out DATA", repo)
     assert made.returncode == 0, made.stderr
     shutil.copyfile(repo / "DATA/train/procedural/scene0000/videos/cam01.mp4", repo / "clip.mp4")
-    (repo / "scenes.jsonl").write_text('{"prompt": "A red sphere rolls on a grey floor.", "views": 2, "seed": 1}\n')
 
     for command in commands_to_run():
         result = _run(command, repo)
