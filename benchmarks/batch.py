@@ -1,18 +1,22 @@
-"""Where a default ``syncammaster generate`` spends its time, and many scenes at once: batch, processes, compile.
+"""Where a default ``syncammaster generate`` spends its time, what the recommended cache saves of the whole command,
+and many scenes at once: batch, processes, compile.
 
 Run from the repository root:
 
-    python benchmarks/batch.py [--tables phases batch processes compile] [--repeats N] [--scenes N]
+    python benchmarks/batch.py [--tables phases whole batch processes compile] [--repeats N] [--scenes N]
 
 Tables (timings on a shared machine depend on its load: the load average is printed before and after, CPU seconds
 are given beside wall seconds, and the settings compared in one table run in turn, A B A B ...):
 
-- phases: one ``generate`` with the shipped model and the default flags (and with ``--cache taylorseer``), in a fresh
-  process per repeat, cut into its phases the way ``cmd_generate`` runs them: the interpreter's start (timed as
+- phases: one ``generate`` with the shipped model and the default flags (and with ``--cache taylorseer-lite``), in
+  a fresh process per repeat, cut into its phases the way ``cmd_generate`` runs them: the interpreter's start (timed as
   ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports: torch, diffusers,
   transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the conversion to
   8-bit frames), the rig plot (matplotlib included) and writing the scene folder (4 H.264 videos, the grid video,
   cameras, prompt). Median wall and CPU seconds over the repeats, and each phase's share of the whole.
+- whole: the whole default ``syncammaster generate`` command against the same with ``--cache taylorseer-lite`` (the
+  recommended cache), each a fresh process timed from outside, run in turn (cached, plain, cached, plain, ...) after
+  one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios.
 - batch: the same N scenes (prompts of the shipped model's kind, the ``arc`` rig, seeds 0..N-1) as N single
   ``syncammaster generate --prompt`` commands against one ``syncammaster generate --prompts FILE`` command; whole
   processes timed from outside (wall, and the children's user + system CPU seconds).
@@ -121,7 +125,7 @@ def phase_worker(out: str, extra: list[str]) -> None:
 
 
 def phases(repeats: int) -> str:
-    settings = {"default": [], "--cache taylorseer": ["--cache", "taylorseer"]}
+    settings = {"default": [], "--cache taylorseer-lite": ["--cache", "taylorseer-lite"]}
     runs: dict[str, list[dict]] = {name: [] for name in settings}
     starts = []
     with tempfile.TemporaryDirectory() as folder:
@@ -148,6 +152,25 @@ def phases(repeats: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # batch / processes / compile
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def whole(repeats: int) -> str:
+    settings = {"generate --cache taylorseer-lite": ["--cache", "taylorseer-lite"], "generate": []}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(repeats + 1):  # the first round warms the disk cache and is not counted
+            for name, extra in settings.items():
+                timing = _run(["syncammaster", "generate", "--prompt", PROMPTS[0], "--out",
+                               f"{folder}/{repeat}{len(extra)}", *extra])
+                if repeat:
+                    runs[name].append(timing)
+    (cached, plain) = runs.values()
+    rows = [[name, f"{statistics.median(w for w, _ in timings):.2f}", f"{statistics.median(c for _, c in timings):.2f}"]
+            for name, timings in runs.items()]
+    wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
+    cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
+    rows.append(["plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
+    return _table(["command (shipped model, default flags)", "wall s", "CPU s"], rows)
 
 
 def _prompts_file(folder: Path, scenes: int) -> Path:
@@ -250,9 +273,10 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--compile-worker":
         return compile_worker(sys.argv[4:] == ["--compiled"], int(sys.argv[2]), sys.argv[3])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tables", nargs="+", choices=["phases", "batch", "processes", "compile"],
-                        default=["phases", "batch", "processes", "compile"])
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of the phases and batch tables (default 3)")
+    parser.add_argument("--tables", nargs="+", choices=["phases", "whole", "batch", "processes", "compile"],
+                        default=["phases", "whole", "batch", "processes", "compile"])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats of the phases, whole and batch tables (default 3)")
     parser.add_argument("--scenes", type=int, default=8, help="scenes of the batch, processes, compile tables")
     args = parser.parse_args()
     if shutil.which("syncammaster") is None:
@@ -260,7 +284,8 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, torch threads by default; load average {_load()} at start")
     for name in args.tables:
         start = time.perf_counter()
-        text = {"phases": lambda: phases(args.repeats), "batch": lambda: batch(args.scenes, args.repeats),
+        text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
+                "batch": lambda: batch(args.scenes, args.repeats),
                 "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
         print(f"\n### {name} ({time.perf_counter() - start:.0f} s, load average {_load()} after)\n\n{text}",
               flush=True)
