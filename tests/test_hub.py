@@ -207,6 +207,15 @@ def test_cli_repo_ids_give_the_same_videos_as_the_folders(cached, local, tmp_pat
     torch.testing.assert_close(converted[name], expected.state_dict()[name])
 
 
+def test_the_web_app_loads_a_repo_id(cached):
+    """``syncammaster ui`` takes the same model flags and loader as ``generate``."""
+    from syncammaster.app import load_pipeline
+    from syncammaster.cli import build_parser
+
+    args = build_parser(["ui"]).parse_args(["ui", "--model", MODEL_ID, "--revision", "main", "--dtype", "fp32"])
+    assert isinstance(load_pipeline(args), SynCamMasterPipeline)
+
+
 LOCAL = "pass its local path"
 
 
