@@ -237,7 +237,9 @@ def test_two_processes_make_the_scenes_one_process_makes(model_dir, tmp_path):
     two = syncammaster(*argv, "--out", str(tmp_path / "two"), processes=2)
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count("wrote 3 scenes") == 1  # rank 0 reports its share
-    same_dataset(tmp_path / "one", tmp_path / "two")
+    # The same scenes: each process makes its scenes as the one process does (one thread each, the same seeds); the
+    # frames are compared up to float rounding, which can differ between processes (as between runs of test_cli's).
+    same_dataset(tmp_path / "one", tmp_path / "two", exact=False)
 
     # Two processes sharing each scene (its views): the same scenes up to float rounding.
     shared = syncammaster(*argv, "--out", str(tmp_path / "shared"), "--ranks-per-scene", "2", "--quiet",

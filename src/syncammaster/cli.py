@@ -382,8 +382,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="a LoRA for the transformer (diffusers/peft keys, or the original Wan/kohya names; may "
                      "include the multi-view layers), at SCALE (default 1); repeat for several")
     gen.add_argument("--compile", action="store_true",
-                     help="compile the transformer's blocks (torch.compile): the first scene pays for compiling, "
-                     "the later ones run faster; for --prompts runs (see RESULTS.md, 'Compiled generation')")
+                     help="compile the transformer's repeated blocks (torch.compile, regional): the first scene "
+                     "pays for compiling, the later ones run the compiled blocks; meant for --prompts runs on a GPU "
+                     "(on the 2-core CPU it did not pay: see RESULTS.md, 'Compiled generation')")
     gen.add_argument("--ranks-per-scene", type=positive_int, default=1, metavar="K",
                      help="with --prompts under torchrun: processes sharing each scene (its guidance branches, then "
                      "its views); the processes form groups of K and each group makes its share of the scenes "
