@@ -316,26 +316,12 @@ def evaluate_scene(
         details.append(best)
 
     # 4. Scene summary: every pair counts in the headline and the coverage.
-    scored = sum(p["scored"] for p in pairs)
-    estimated = [p for p in pairs if p["pose_estimated"]]
     synced = [p["sync"] for p in pairs if p["sync"]["best_lag"] is not None]
     # The worst pair: the highest headline score; among equals, the one with the fewest verified matches.
     worst = max(range(len(pairs)), key=lambda i: (pairs[i]["epipolar_px"], -pairs[i]["verified"]))
     summary = {
-        "pairs": len(pairs),
-        "pairs_scored": scored,
-        "coverage": scored / len(pairs),
-        "epipolar_px": geometric_mean([p["epipolar_px"] for p in pairs]),
+        **pair_measures(pairs),
         "chance_px": chance_px,
-        "pairs_posed": len(estimated),
-        "pose_coverage": len(estimated) / len(pairs),
-        "rot_err_deg": _mean([p["rot_err_deg"] for p in estimated]),
-        "trans_err": _mean([p["trans_err"] for p in estimated]),
-        "trans_err_deg": _mean([p["trans_err_deg"] for p in estimated]),
-        "mat_pix": _mean([p["mat_pix"] for p in pairs]),
-        "matches_per_frame": _mean([p["matches_per_frame"] for p in pairs]),
-        "distinct_matches": _mean([p["distinct_matches"] for p in pairs]),
-        "verified": _mean([p["verified"] for p in pairs]),
         "epipolar": _stats(np.concatenate(pooled)),
         "epipolar_all": _stats(np.concatenate(pooled_all)),
         "sync_corr": _mean([s["corr"] for s in synced]),
@@ -369,19 +355,15 @@ def evaluate_scene_dir(path: str | Path, settings: EvaluationSettings | None = N
     return evaluate_scene(Scene.read(path), settings, name=kwargs.pop("name", str(path)), **kwargs)
 
 
-def summarize(evaluations: Sequence[SceneEvaluation]) -> dict:
-    """Scores of several scenes together: the headline and the per-pair measures over every pair of every scene
-    (n/a counting as in one scene), the verified matches pooled, means of the per-scene synchronization."""
-    summaries = [e.report["summary"] for e in evaluations]
-    pairs = [p for e in evaluations for p in e.report["pairs"]]
+def pair_measures(pairs: Sequence[dict]) -> dict:
+    """The measures taken over pairs, one scene's or several scenes' alike: the headline over every pair (an unscored
+    pair at chance), its coverage, the pose errors over the posed pairs with their coverage, and the match counts."""
+    scored = sum(p["scored"] for p in pairs)
     estimated = [p for p in pairs if p["pose_estimated"]]
-    distances = np.concatenate([np.zeros(0)] + [e.distances for e in evaluations])
-    all_distances = np.concatenate([np.zeros(0)] + [e.all_distances for e in evaluations])
     return {
-        "scenes": len(evaluations),
         "pairs": len(pairs),
-        "pairs_scored": sum(p["scored"] for p in pairs),
-        "coverage": _mean([p["scored"] for p in pairs]),
+        "pairs_scored": scored,
+        "coverage": scored / len(pairs) if pairs else None,
         "epipolar_px": geometric_mean([p["epipolar_px"] for p in pairs]) if pairs else None,
         "pairs_posed": len(estimated),
         "pose_coverage": len(estimated) / len(pairs) if pairs else None,
@@ -392,6 +374,19 @@ def summarize(evaluations: Sequence[SceneEvaluation]) -> dict:
         "matches_per_frame": _mean([p["matches_per_frame"] for p in pairs]),
         "distinct_matches": _mean([p["distinct_matches"] for p in pairs]),
         "verified": _mean([p["verified"] for p in pairs]),
+    }
+
+
+def summarize(evaluations: Sequence[SceneEvaluation]) -> dict:
+    """Scores of several scenes together: the headline and the per-pair measures over every pair of every scene
+    (n/a counting as in one scene), the verified matches pooled, means of the per-scene synchronization."""
+    summaries = [e.report["summary"] for e in evaluations]
+    pairs = [p for e in evaluations for p in e.report["pairs"]]
+    distances = np.concatenate([np.zeros(0)] + [e.distances for e in evaluations])
+    all_distances = np.concatenate([np.zeros(0)] + [e.all_distances for e in evaluations])
+    return {
+        "scenes": len(evaluations),
+        **pair_measures(pairs),
         "epipolar": _stats(distances),
         "epipolar_all": _stats(all_distances),
         "sync_corr": _mean([s["sync_corr"] for s in summaries]),
