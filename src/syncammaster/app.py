@@ -72,7 +72,8 @@ def load_pipeline(args):
                 "diffusers folder) or --wan WAN_FOLDER --checkpoint step20000.ckpt"
             )
         model = resolve_folder(args.model, revision) if args.model is not None else default_model_dir()
-        pipe = load_model_folder(model, dtype=dtype)
+        pipe = load_model_folder(model, dtype=dtype,
+                                 novel_view_adapter=not getattr(args, "no_novel_view_adapter", False))
     if args.cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:

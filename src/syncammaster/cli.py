@@ -356,6 +356,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="with --video: 'clean' for models fine-tuned for novel views (the shipped one, default), "
                      "'renoise' for text-only models (default with --wan: the released checkpoint)")
     gen.add_argument("--no-sync", action="store_true", help="bypass the multi-view synchronization (ablation)")
+    gen.add_argument("--no-novel-view-adapter", action="store_true",
+                     help="with --video: do not use the model's novel-view LoRA (its novel_view_lora/), the model's "
+                     "own weights only (ablation)")
     gen.add_argument("--fps", type=positive_float, default=None,
                      help="frame rate of the written videos (default: the rate their frames represent: --video's "
                      "sampling rate, else the model's training rate, 15)")

@@ -82,3 +82,39 @@ def split_mvs_lora(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch
         converted[f"transformer.{layer}.lora_A.weight"] = down * scale if scale != 1.0 else down
         converted[f"transformer.{layer}.lora_B.weight"] = up
     return converted, rest
+
+
+# ---------------------------------------------------------------------- the novel-view adapter
+
+# A model folder may hold a LoRA trained for novel views of a given video (stage sync with ``lora_rank``), in
+# diffusers' LoRA file format in this subfolder. The pipeline loads it under NOVEL_VIEW_ADAPTER and turns it on only
+# for calls with a reference video, so text-to-views runs the model's own weights.
+NOVEL_VIEW_LORA_DIR = "novel_view_lora"
+NOVEL_VIEW_ADAPTER = "novel_view"
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' name (``save_lora_weights``)
+
+def lora_target_matches(transformer: torch.nn.Module, targets) -> dict[str, list[str]]:
+    """For each target name, the linear layers of ``transformer`` it names (peft's rule: the name, or a suffix after
+    a dot)."""
+    linears = [name for name, module in transformer.named_modules() if isinstance(module, torch.nn.Linear)]
+    return {target: [name for name in linears if name == target or name.endswith("." + target)]
+            for target in targets}
+
+
+def add_novel_view_adapter(transformer: torch.nn.Module, rank: int, targets) -> None:
+    """Adds a trainable LoRA (rank ``rank``, alpha = rank, so scale 1) named ``NOVEL_VIEW_ADAPTER`` to the linear layers
+    named by ``targets`` (training's ``lora_targets``); every other parameter of ``transformer`` is frozen. Its up matrices start at zero: the
+    adapted model starts as the model."""
+    from peft import LoraConfig
+
+    unmatched = [target for target, names in lora_target_matches(transformer, targets).items() if not names]
+    if unmatched:
+        raise ValueError(f"lora_targets {unmatched} name no linear layer of the transformer; give layer names or "
+                         "their ends after a dot, such as attn1.to_q or projector")
+    transformer.requires_grad_(False)
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                       target_modules=list(targets)), adapter_name=NOVEL_VIEW_ADAPTER)
+
+
+def has_adapter(transformer: torch.nn.Module | None, name: str = NOVEL_VIEW_ADAPTER) -> bool:
+    return transformer is not None and name in (getattr(transformer, "peft_config", None) or {})

@@ -14,6 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from .model_files import (
     check_checkpoint_file,
     check_model_folder,
     check_wan_folder,
+    check_weights_file,
     first_sentence,
 )
 from .models import SynCamMasterTransformer3DModel
@@ -223,8 +225,79 @@ class SynCamMasterPipeline(WanPipeline):
         and ``local_files_only`` go to the download."""
         hub_kwargs = {key: kwargs.pop(key) for key in ("revision", "cache_dir", "token", "local_files_only")
                       if key in kwargs}
+        novel_view_adapter = kwargs.pop("novel_view_adapter", True)
         folder = resolve_folder(pretrained_model_name_or_path, **hub_kwargs)
-        return super().from_pretrained(folder, **kwargs)
+        pipe = super().from_pretrained(folder, **kwargs)
+        if novel_view_adapter:
+            pipe.load_novel_view_adapter(folder)
+        return pipe
+
+    # ------------------------------------------------------------------ the novel-view adapter
+
+    def load_novel_view_adapter(self, model_folder: str | os.PathLike) -> bool:
+        """Loads the novel-view LoRA of a model folder (its ``novel_view_lora/``, written by the sync stage with
+        ``lora_rank``) as the adapter ``"novel_view"``, off until a call gives a ``reference_video``. ``from_pretrained``
+        does this unless given ``novel_view_adapter=False``. Returns whether the folder has one; a damaged one raises
+        ``ModelFilesError`` (one line)."""
+        from .lora import LORA_WEIGHT_NAME, NOVEL_VIEW_ADAPTER, NOVEL_VIEW_LORA_DIR, has_adapter
+
+        directory = Path(model_folder) / NOVEL_VIEW_LORA_DIR
+        if not directory.exists():
+            return False
+        file = directory / LORA_WEIGHT_NAME
+        fix = f"export the model again, or remove {directory} to use the model without its novel-view adapter"
+        if not file.is_file():
+            raise ModelFilesError(f"{directory} holds no {LORA_WEIGHT_NAME}; {fix}")
+        check_weights_file(file, fix)
+        try:
+            self.load_lora_weights(directory, weight_name=LORA_WEIGHT_NAME, adapter_name=NOVEL_VIEW_ADAPTER)
+        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
+            raise ModelFilesError(f"cannot load the novel-view adapter {file} ({first_sentence(error)}); {fix}") from None
+        if not has_adapter(self.transformer):
+            raise ModelFilesError(f"{file} holds no LoRA layers of this model's transformer; {fix}")
+        self._use_novel_view_adapter(False)
+        return True
+
+    @property
+    def has_novel_view_adapter(self) -> bool:
+        from .lora import has_adapter
+
+        return has_adapter(self.transformer)
+
+    def _use_novel_view_adapter(self, on: bool) -> None:
+        """Turns the novel-view adapter on or off, leaving the other LoRAs' choice and scales as they are."""
+        from .lora import NOVEL_VIEW_ADAPTER
+
+        if not self.has_novel_view_adapter:
+            return
+        active = [name for name in self.get_active_adapters() if name != NOVEL_VIEW_ADAPTER]
+        self.transformer.set_adapter([*active, NOVEL_VIEW_ADAPTER] if on else active)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """diffusers' ``save_pretrained``; a loaded novel-view adapter goes into ``novel_view_lora/`` (diffusers' LoRA
+        file) and the transformer's own weights are saved without it."""
+        from peft.utils import get_peft_model_state_dict
+
+        from .lora import LORA_WEIGHT_NAME, NOVEL_VIEW_ADAPTER, NOVEL_VIEW_LORA_DIR
+
+        if not self.has_novel_view_adapter:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        others = [name for name in self.transformer.peft_config if name != NOVEL_VIEW_ADAPTER]
+        if others:
+            raise ValueError(f"the transformer also carries the LoRAs {others}, which would be saved into its weights; "
+                             "remove them first (pipe.delete_adapters(names)) or fuse them (pipe.fuse_lora)")
+        layers = get_peft_model_state_dict(self.transformer, adapter_name=NOVEL_VIEW_ADAPTER)
+        metadata = self.transformer.peft_config[NOVEL_VIEW_ADAPTER].to_dict()
+        on = NOVEL_VIEW_ADAPTER in self.get_active_adapters()
+        self.transformer.unload_lora()  # the plain layers, with the weights the adapter was trained over
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+            self.save_lora_weights(Path(save_directory) / NOVEL_VIEW_LORA_DIR, transformer_lora_layers=layers,
+                                   weight_name=LORA_WEIGHT_NAME, transformer_lora_adapter_metadata=metadata)
+        finally:
+            self.load_lora_weights({f"transformer.{key}": value for key, value in layers.items()},
+                                   adapter_name=NOVEL_VIEW_ADAPTER)
+            self._use_novel_view_adapter(on)
 
     @classmethod
     def lora_state_dict(cls, pretrained_model_name_or_path_or_dict, **kwargs):
@@ -518,6 +591,7 @@ class SynCamMasterPipeline(WanPipeline):
         reference_view: int = 0,
         reference_mode: str = "clean",
         process_group: dist.ProcessGroup | None = None,
+        novel_view_adapter: bool = True,
     ) -> SynCamMasterPipelineOutput | tuple:
         """Generates one video per camera of ``rig`` for each prompt.
 
@@ -566,6 +640,10 @@ class SynCamMasterPipeline(WanPipeline):
                 them makes the same call): first the guidance branches (an even number of processes), then the views
                 (``syncammaster.parallel``). Each process returns the same videos, those of a single process with
                 the same seed (up to the order of floating-point sums). Not with a step cache enabled.
+            novel_view_adapter: with a ``reference_video``, use the model's novel-view LoRA (``novel_view_lora/`` of
+                its folder, loaded by ``from_pretrained``) together with any other active LoRAs; ``False``: the
+                model's own weights (an ablation). Without a reference video it is always off, so text-to-views
+                runs exactly the model without it.
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
@@ -610,6 +688,7 @@ class SynCamMasterPipeline(WanPipeline):
             if self.vae is None:
                 raise ValueError("a `reference_video` is encoded with the VAE, and the pipeline has none; build it "
                                  "with a vae")
+        self._use_novel_view_adapter(reference_video is not None and novel_view_adapter)
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
         if isinstance(generator, list) and len(generator) != num_samples:
@@ -771,13 +850,16 @@ class SynCamMasterPipeline(WanPipeline):
         return SynCamMasterPipelineOutput(frames=videos)
 
 
-def load_model_folder(folder: str | os.PathLike, dtype=None) -> SynCamMasterPipeline:
+def load_model_folder(folder: str | os.PathLike, dtype=None, novel_view_adapter: bool = True) -> SynCamMasterPipeline:
     """A ``SynCamMasterPipeline`` from a folder checked first (``check_model_folder``); ``dtype``: a torch dtype or
-    None. A problem only loading reveals (a tensor of the wrong shape) raises ``ModelFilesError`` with the loader's
-    first sentence."""
+    None; ``novel_view_adapter``: load the folder's novel-view LoRA, if it has one. A problem only loading reveals (a
+    tensor of the wrong shape) raises ``ModelFilesError`` with the loader's first sentence."""
     folder = check_model_folder(folder)
     try:
-        return SynCamMasterPipeline.from_pretrained(folder, **({} if dtype is None else {"dtype": dtype}))
+        return SynCamMasterPipeline.from_pretrained(folder, novel_view_adapter=novel_view_adapter,
+                                                    **({} if dtype is None else {"dtype": dtype}))
+    except ModelFilesError:
+        raise
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise ModelFilesError(f"cannot load the model in {folder} ({first_sentence(error)}); {SAVE_AGAIN}") from None
 

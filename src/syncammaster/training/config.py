@@ -29,6 +29,16 @@ else:  # pragma: no cover
 
 Stage = Literal["text", "vae", "base", "sync"]
 STAGES = ("text", "vae", "base", "sync")
+# Layers the novel-view LoRA (``lora_rank`` > 0) adapts by default, as peft's ``target_modules`` (a layer's name, or
+# its end after a dot): the two attentions through which a given view's content can move, the multi-view module's
+# (across views: q/k/v/o, its output projector and camera encoder) and the base's self-attention ``attn1`` (within a
+# view, where the module's small residual meets the view's own tokens). The FFN acts on each token alone and the
+# cross-attention reads the caption, so neither can carry a view's content elsewhere; "ffn.net.0.proj" and
+# "ffn.net.2" add the FFN.
+DEFAULT_LORA_TARGETS = (
+    "mvs_attn.to_q", "mvs_attn.to_k", "mvs_attn.to_v", "mvs_attn.to_out.0", "projector", "cam_encoder",
+    "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
+)
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3")
 
 
@@ -110,6 +120,12 @@ class TrainConfig:
     # Stage sync: share of groups where one random view is given clean (timestep 0) and left out of the loss, the
     # paper's fine-tuning for novel views of a given video (Sec. 3.5). 0: text-only training, as released.
     reference_view_prob: float = 0.0
+    # Stage sync: train a LoRA of this rank (peft, alpha = rank) on the layers named by ``lora_targets`` instead of the
+    # multi-view module: the whole transformer stays frozen, checkpoints hold the adapter alone, and the export is
+    # base_model's pipeline unchanged plus the adapter in novel_view_lora/ (diffusers' LoRA file), which the pipeline
+    # turns on for calls with a reference video only. 0: off, the module itself is trained.
+    lora_rank: int = 0
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
     bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
     gradient_checkpointing: bool = True
     # torch.compile the transformer (stages base and sync). On a 2-core CPU the small base model's step is 10-14%
@@ -151,6 +167,14 @@ class TrainConfig:
         if self.reference_view_prob > 0 and (self.stage != "sync" or self.num_views < 2):
             raise ValueError("reference_view_prob needs stage 'sync' with num_views >= 2 (a view to give and one to "
                              "generate)")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0 (0: no LoRA, train the multi-view module), got {self.lora_rank}")
+        if self.lora_rank > 0 and self.stage != "sync":
+            raise ValueError("lora_rank needs stage 'sync' (the novel-view adapter over a SynCamMaster model)")
+        self.lora_targets = tuple(self.lora_targets)
+        if not self.lora_targets or not all(isinstance(t, str) and t.strip(". ") for t in self.lora_targets):
+            raise ValueError(f"lora_targets must be a list of layer names (e.g. [\"attn1.to_q\", \"projector\"]), "
+                             f"got {list(self.lora_targets)}")
         if self.stage == "sync" and self.base_model is None:
             raise ValueError("stage 'sync' needs base_model (the trained base transformer or a Wan diffusers folder)")
         if self.stage in ("base", "sync") and self.components is None:
@@ -286,5 +310,5 @@ def _describe(hint: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is tuple:
-        return "a list of numbers"
+        return "a list of strings" if args and args[0] is str else "a list of numbers"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint, str(hint))

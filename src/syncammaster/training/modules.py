@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
+from ..lora import has_adapter
 from ..models import SynCamMasterTransformer3DModel
 from .runner import batch_items
 
@@ -67,8 +68,8 @@ class FlowMatchingModule(pl.LightningModule):
 
     A batch holds ``latents`` (B, V, C, F, h, w), ``prompt_embeds`` (B, L, text_dim) and, for the SynCamMaster
     model, ``camera`` (B, V, F, 12). All views of one prompt share one timestep (as the release samples one per
-    group). With a ``SynCamMasterTransformer3DModel`` only its MVS parameters are optimised; a plain Wan model is
-    trained whole.
+    group). With a ``SynCamMasterTransformer3DModel`` only its MVS parameters are optimised, or, where it carries the
+    novel-view LoRA (``syncammaster.lora.add_novel_view_adapter``), only the LoRA; a plain Wan model is trained whole.
 
     ``reference_view_prob`` (multi-view only) is the paper's novel-view recipe (Sec. 3.5): that share of groups gets
     one view, drawn at random, clean (its latent as is, timestep 0) and left out of the loss, so the module learns to
@@ -108,13 +109,19 @@ class FlowMatchingModule(pl.LightningModule):
         if reference_view_prob > 0 and not self.is_multiview:
             raise ValueError("reference_view_prob needs a multi-view (SynCamMaster) transformer, stage 'sync'")
         self.reference_view_prob = reference_view_prob
-        if self.is_multiview:
+        self.has_adapter = has_adapter(transformer)
+        if self.is_multiview and not self.has_adapter:  # with the adapter, it alone is trainable already
             transformer.freeze_base()
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [parameter for _, parameter in self._named_trainable()]
+
+    def _named_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        if self.has_adapter:
+            return [(name, p) for name, p in self.transformer.named_parameters() if p.requires_grad]
         if self.is_multiview:
-            return self.transformer.mvs_parameters()
-        return list(self.transformer.parameters())
+            return self.transformer.named_mvs_parameters()
+        return list(self.transformer.named_parameters())
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | list[torch.Generator]
              ) -> torch.Tensor:
@@ -175,13 +182,20 @@ class FlowMatchingModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         # Only the trained parameters need saving for a frozen-base stage; the base is reloaded from its folder.
         if self.is_multiview:
-            trainable = {f"transformer.{name}" for name, _ in self.transformer.named_mvs_parameters()}
+            trainable = {f"transformer.{name}" for name, _ in self._named_trainable()}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def on_load_checkpoint(self, checkpoint):
         # Under DeepSpeed the engine restores every weight from its own checkpoint folder: no state_dict here.
         if self.is_multiview and "state_dict" in checkpoint:
-            missing = self.state_dict().keys() - checkpoint["state_dict"].keys()
+            trainable = {f"transformer.{name}" for name, _ in self._named_trainable()}
+            saved = checkpoint["state_dict"].keys()
+            if not trainable <= saved:  # e.g. a module-only run's checkpoint resumed with lora_rank, or another rank
+                what = "a LoRA adapter" if self.has_adapter else "the multi-view module"
+                raise ValueError(f"the checkpoint to resume holds other trained parameters than this run's ({what}, "
+                                 f"{len(trainable)} tensors; it has {len(saved)}); use a new output_dir, or train "
+                                 "with the settings it was made with")
+            missing = self.state_dict().keys() - saved
             checkpoint["state_dict"].update({k: self.state_dict()[k] for k in missing})
 
 

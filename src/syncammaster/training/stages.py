@@ -267,6 +267,10 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
     components = _components(config)
     dataset = _latent_dataset(config, index, config.num_views, components)
     transformer = _load_sync_start(config.base_model)
+    if config.lora_rank > 0:  # the model stays as it is; a LoRA over it is trained (and exported to novel_view_lora/)
+        from ..lora import add_novel_view_adapter
+
+        add_novel_view_adapter(transformer, config.lora_rank, config.lora_targets)
     transformer = _fit_transformer(config, transformer, dataset, components, restart, progress_bar)
 
     tokenizer, text_encoder, vae = components
@@ -280,7 +284,7 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
                                 default_num_frames=config.num_frames)
 
     def save(folder: Path) -> None:  # the record goes into the same staging folder: the export is whole or absent
-        pipe.save_pretrained(folder)
+        pipe.save_pretrained(folder)  # with a LoRA: the transformer without it, and the LoRA in novel_view_lora/
         (folder / "training.json").write_text(json.dumps(_training_record(config), indent=2) + "\n")
 
     on_global_zero(lambda: save_atomically(save, config.export_path))
@@ -299,4 +303,5 @@ def _training_record(config: TrainConfig) -> dict:
     return {"stage": config.stage, "max_steps": config.max_steps, "num_views": config.num_views,
             "num_frames": config.num_frames, "height": config.height, "width": config.width,
             "learning_rate": config.learning_rate, "batch_size": config.batch_size, "seed": config.seed,
-            "reference_view_prob": config.reference_view_prob}
+            "reference_view_prob": config.reference_view_prob, "lora_rank": config.lora_rank,
+            "lora_targets": list(config.lora_targets) if config.lora_rank > 0 else []}
