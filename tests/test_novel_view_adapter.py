@@ -110,6 +110,7 @@ def test_a_users_lora_works_beside_it(folders, tmp_path):
     assert with_adapter.get_active_adapters() == ["user"]
 
 
+@pytest.mark.slow  # four caches, each a fresh load
 def test_step_caches_and_layerwise_casting_run_with_it(folders):
     from syncammaster.caching import CACHE_METHODS, cache_config
 
