@@ -13,6 +13,13 @@ On a machine with C cores, two processes of C/2 threads use the cores one proces
 split can only win where one process leaves cores idle; on one GPU per process the step time approaches 1/N.
 
     python benchmarks/train_step.py --steps 12
+
+With ``--lora-ranks R ...`` it compares instead, in one process of batch 2 (``--threads`` threads), what a step
+costs when it trains the multi-view module alone (the reference) against a novel-view LoRA of each rank R over the
+frozen model (``lora_targets``' default layers, alpha = R), every group with a given view (``reference_view_prob``
+1.0, as a novel-view fine-tune trains):
+
+    python benchmarks/train_step.py --steps 12 --lora-ranks 16 32
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from syncammaster.app import default_model_dir
+from syncammaster.lora import add_novel_view_adapter
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.training import FlowMatchingModule
-from syncammaster.training.config import config_from_dict
+from syncammaster.training.config import DEFAULT_LORA_TARGETS, config_from_dict
 from syncammaster.training.runner import fit
 
 GLOBAL_GROUPS, VIEWS, LATENT_FRAMES, LATENT_SIZE, TEXT_TOKENS = 2, 4, 5, 16, 64  # configs/small/sync.toml's batch
@@ -82,10 +90,12 @@ class TimedModule(FlowMatchingModule):
         return [self.clock]
 
 
-def run_row(processes: int, steps: int, out: Path) -> None:
+def run_row(processes: int, steps: int, out: Path, lora_rank: int = 0, reference_view_prob: float = 0.0) -> None:
     """One row, in this process (and the ones Lightning's launcher starts for ranks 1..N-1 with the same command)."""
     transformer = SynCamMasterTransformer3DModel.from_pretrained(default_model_dir() / "transformer").train()
-    module = TimedModule(transformer, learning_rate=1e-4)
+    if lora_rank:
+        add_novel_view_adapter(transformer, lora_rank, DEFAULT_LORA_TARGETS)
+    module = TimedModule(transformer, learning_rate=1e-4, reference_view_prob=reference_view_prob)
     config = config_from_dict({
         "stage": "sync", "data_root": str(out), "output_dir": str(out / f"run{processes}"), "components": str(out),
         "base_model": str(out), "max_steps": steps, "batch_size": GLOBAL_GROUPS // processes, "devices": processes,
@@ -96,17 +106,21 @@ def run_row(processes: int, steps: int, out: Path) -> None:
     trainer = fit(config, module, dataset, restart=True, progress_bar=False)
     if trainer.global_rank == 0:
         (out / "stamps.json").write_text(json.dumps(module.clock.stamps))
-        trained = {name: p.detach().contiguous() for name, p in transformer.named_mvs_parameters()}
+        (out / "trainable.json").write_text(json.dumps(sum(p.numel() for p in module.trainable_parameters())))
+        trained = {name: p.detach().contiguous() for name, p in module._named_trainable()}
         save_file(trained, out / "mvs.safetensors")
 
 
-def measure(processes: int, threads: int, steps: int, warmup: int, first_weights: Path | None, folder: Path
-            ) -> tuple[dict, Path]:
-    out = folder / f"p{processes}t{threads}"
+def measure(processes: int, threads: int, steps: int, warmup: int, first_weights: Path | None, folder: Path,
+            lora_rank: int | None = None) -> tuple[dict, Path]:
+    """One row in a fresh command; ``lora_rank`` (0: the module alone) makes it a row of the LoRA comparison."""
+    out = folder / f"p{processes}t{threads}r{lora_rank}"
     out.mkdir()
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, str(Path(__file__).resolve()), "--row", str(processes), "--steps", str(steps),
                "--out", str(out)]
+    if lora_rank is not None:
+        command += ["--lora-rank", str(lora_rank)]
     subprocess.run(command, env=environment, check=True)
     stamps = json.loads((out / "stamps.json").read_text())
     wall = [b[0] - a[0] for a, b in zip(stamps, stamps[1:], strict=False)][warmup:]
@@ -117,7 +131,7 @@ def measure(processes: int, threads: int, steps: int, warmup: int, first_weights
         ours, theirs = load_file(weights), load_file(first_weights)
         difference = max((ours[k] - theirs[k]).abs().max().item() for k in theirs)
     return {"wall": statistics.median(wall), "cpu": statistics.median(cpu), "difference": difference,
-            "timed": len(wall)}, weights
+            "timed": len(wall), "trainable": json.loads((out / "trainable.json").read_text())}, weights
 
 
 def machine_line() -> str:
@@ -138,11 +152,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="optimisation steps per row (12)")
     parser.add_argument("--warmup", type=int, default=2, help="first step intervals left out of the median (2)")
+    parser.add_argument("--lora-ranks", type=int, nargs="+", default=None, metavar="R",
+                        help="compare the module-only step with novel-view LoRAs of these ranks instead")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the --lora-ranks rows (1)")
     parser.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)  # processes of one row
+    parser.add_argument("--lora-rank", type=int, default=None, help=argparse.SUPPRESS)  # a LoRA comparison row
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row is not None:
-        run_row(args.row, args.steps, args.out)
+        lora_rows = args.lora_rank is not None
+        run_row(args.row, args.steps, args.out, args.lora_rank or 0, reference_view_prob=1.0 if lora_rows else 0.0)
+        return
+    if args.lora_ranks is not None:
+        compare_lora(args)
         return
 
     print(f"machine: {machine_line()}; load average (1, 5, 15 min) at start: {load_average()}")
@@ -161,6 +183,25 @@ def main() -> None:
         for processes, threads, result in results:
             print(f"| {processes} x {GLOBAL_GROUPS // processes} | {threads} | {result['wall']:.3f} "
                   f"| {result['cpu']:.3f} | {base['wall'] / result['wall']:.2f}x | {result['difference']:.1e} |")
+    print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
+
+
+def compare_lora(args) -> None:
+    print(f"machine: {machine_line()}; load average (1, 5, 15 min) at start: {load_average()}")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for rank in [0, *args.lora_ranks]:
+            print(f"row: {'the module alone' if rank == 0 else f'LoRA rank {rank}'}", file=sys.stderr)
+            results.append((rank, measure(1, args.threads, args.steps, args.warmup, None, Path(folder), rank)[0]))
+    base = results[0][1]
+    print(f"\n{args.steps} steps per row, 1 process x {GLOBAL_GROUPS} groups of {VIEWS} views, {args.threads} "
+          f"thread(s); median of the last {base['timed']} step intervals\n")
+    print("| trained | trainable parameters | s/step (wall) | CPU s/step | wall vs the module alone |")
+    print("|---|---:|---:|---:|---:|")
+    for rank, result in results:
+        name = "multi-view module alone" if rank == 0 else f"LoRA rank {rank} (base and module frozen)"
+        print(f"| {name} | {result['trainable']:,} | {result['wall']:.3f} | {result['cpu']:.3f} "
+              f"| {result['wall'] / base['wall']:.2f}x |")
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 

@@ -117,7 +117,8 @@ def test_step_caches_and_layerwise_casting_run_with_it(folders):
     plain, adapted = folders
     for name in CACHE_METHODS:
         pipe = load(adapted)
-        pipe.transformer.enable_cache(cache_config(name, None, lambda: pipe.transformer.current_timestep))
+        transformer = pipe.transformer
+        transformer.enable_cache(cache_config(name, None, lambda t=transformer: t.current_timestep))
         assert torch.isfinite(generate(pipe, reference_video=VIDEO)).all(), name
         assert torch.isfinite(generate(pipe)).all(), name
     pipe = load(adapted)

@@ -102,9 +102,9 @@ def lora_target_matches(transformer: torch.nn.Module, targets) -> dict[str, list
 
 
 def add_novel_view_adapter(transformer: torch.nn.Module, rank: int, targets) -> None:
-    """Adds a trainable LoRA (rank ``rank``, alpha = rank, so scale 1) named ``NOVEL_VIEW_ADAPTER`` to the linear layers
-    named by ``targets`` (training's ``lora_targets``); every other parameter of ``transformer`` is frozen. Its up matrices start at zero: the
-    adapted model starts as the model."""
+    """Adds a trainable LoRA (rank ``rank``, alpha = rank, so scale 1) named ``NOVEL_VIEW_ADAPTER`` to the linear
+    layers named by ``targets`` (training's ``lora_targets``); every other parameter of ``transformer`` is frozen. Its
+    up matrices start at zero: the adapted model starts as the model."""
     from peft import LoraConfig
 
     unmatched = [target for target, names in lora_target_matches(transformer, targets).items() if not names]

@@ -236,9 +236,9 @@ class SynCamMasterPipeline(WanPipeline):
 
     def load_novel_view_adapter(self, model_folder: str | os.PathLike) -> bool:
         """Loads the novel-view LoRA of a model folder (its ``novel_view_lora/``, written by the sync stage with
-        ``lora_rank``) as the adapter ``"novel_view"``, off until a call gives a ``reference_video``. ``from_pretrained``
-        does this unless given ``novel_view_adapter=False``. Returns whether the folder has one; a damaged one raises
-        ``ModelFilesError`` (one line)."""
+        ``lora_rank``) as the adapter ``"novel_view"``, off until a call gives a ``reference_video``.
+        ``from_pretrained`` does this unless given ``novel_view_adapter=False``. Returns whether the folder has one; a
+        damaged one raises ``ModelFilesError`` (one line)."""
         from .lora import LORA_WEIGHT_NAME, NOVEL_VIEW_ADAPTER, NOVEL_VIEW_LORA_DIR, has_adapter
 
         directory = Path(model_folder) / NOVEL_VIEW_LORA_DIR
@@ -252,7 +252,8 @@ class SynCamMasterPipeline(WanPipeline):
         try:
             self.load_lora_weights(directory, weight_name=LORA_WEIGHT_NAME, adapter_name=NOVEL_VIEW_ADAPTER)
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
-            raise ModelFilesError(f"cannot load the novel-view adapter {file} ({first_sentence(error)}); {fix}") from None
+            reason = first_sentence(error)
+            raise ModelFilesError(f"cannot load the novel-view adapter {file} ({reason}); {fix}") from None
         if not has_adapter(self.transformer):
             raise ModelFilesError(f"{file} holds no LoRA layers of this model's transformer; {fix}")
         self._use_novel_view_adapter(False)
