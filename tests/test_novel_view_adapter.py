@@ -174,3 +174,29 @@ def test_the_cli_flag_turns_it_off(folders, tmp_path, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(plain_scene.videos, off.videos, strict=True))
     assert not np.array_equal(plain_scene.videos[1], on.videos[1])
     assert json.loads((folders[1] / "model_index.json").read_text())["_class_name"] == "SynCamMasterPipeline"
+
+
+def _split_worker(rank: int, store: str, folder: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        pipe = load(folder)
+        torch.save(generate(pipe, reference_video=VIDEO, guidance_scale=1.0, process_group=dist.group.WORLD),
+                   f"{out}{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes
+def test_two_processes_give_the_single_process_videos_with_it(folders, tmp_path):
+    import torch.multiprocessing as mp
+
+    adapted = folders[1]
+    mp.spawn(_split_worker, args=(str(tmp_path / "store"), str(adapted), str(tmp_path / "rank")), nprocs=2, join=True)
+    single = generate(load(adapted), reference_video=VIDEO, guidance_scale=1.0)
+    for rank in range(2):
+        assert torch.allclose(torch.load(tmp_path / f"rank{rank}.pt", weights_only=True), single, atol=1e-5)
+    assert not torch.allclose(single, generate(load(folders[0]), reference_video=VIDEO, guidance_scale=1.0),
+                              atol=1e-3)
