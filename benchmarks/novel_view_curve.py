@@ -1,8 +1,9 @@
 """Novel-view PSNR along a fine-tune: one model folder with the multi-view module of each checkpoint in turn.
 
 Each checkpoint (a sync stage's ``step*.ckpt`` / ``last.ckpt``, whose state holds the multi-view module's
-parameters, or a model folder) is put into the model's transformer and scored on two rows of ``novel_view.py``,
-on held-out scenes (render seed 7000 by default, ``arc`` rig, camera 1 given):
+parameters or, for a run with ``lora_rank``, its novel-view LoRA; or a model folder, with its ``novel_view_lora/`` if
+it has one) is put into the model's transformer (a LoRA as its novel-view adapter) and scored on two rows of
+``novel_view.py``, on held-out scenes (render seed 7000 by default, ``arc`` rig, camera 1 given):
 
 - ``clean``: the generated cameras 2-4 with camera 1's video given clean (the benchmark's "reference kept clean");
 - ``same pose``: a two-camera rig whose second camera is the given camera itself; the generated view is scored
@@ -28,6 +29,7 @@ import torch
 
 from syncammaster.cameras import CameraRig
 from syncammaster.cli import default_model_dir
+from syncammaster.lora import NOVEL_VIEW_ADAPTER
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render.dataset import SCENES_DIR, render_dataset
@@ -44,6 +46,28 @@ def module_state(path: Path) -> dict[str, torch.Tensor]:
         return dict(transformer.named_mvs_parameters())
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     return {k.removeprefix("transformer."): v for k, v in state.items() if k.startswith("transformer.")}
+
+
+def is_lora_checkpoint(path: Path) -> bool:
+    if path.is_dir():
+        return False
+    return any(".lora_" in key for key in torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+
+
+def put_checkpoint(pipe: SynCamMasterPipeline, path: Path) -> None:
+    """The checkpoint's module or novel-view LoRA into ``pipe``, in place of the previous one's."""
+    if pipe.has_novel_view_adapter:
+        pipe.delete_adapters(NOVEL_VIEW_ADAPTER)
+    if is_lora_checkpoint(path):  # peft's names in the state carry the adapter's name; diffusers' LoRA keys do not
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        pipe.load_lora_weights({k.replace(f".{NOVEL_VIEW_ADAPTER}.", "."): v for k, v in state.items()},
+                               adapter_name=NOVEL_VIEW_ADAPTER)
+        return
+    missing = pipe.transformer.load_state_dict(module_state(path), strict=False).unexpected_keys
+    if missing:
+        raise SystemExit(f"{path} holds parameters this transformer lacks, e.g. {missing[0]}")
+    if path.is_dir():
+        pipe.load_novel_view_adapter(path)
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -80,9 +104,7 @@ def main() -> None:
     curve["copy the input"] = {"step": None, "clean_psnr": float(np.mean(copy)), "same_pose_psnr": float("inf")}
     print(f"copy the input: {np.mean(copy):.2f} dB", flush=True)
     for checkpoint in map(Path, args.checkpoints):
-        missing = pipe.transformer.load_state_dict(module_state(checkpoint), strict=False).unexpected_keys
-        if missing:
-            raise SystemExit(f"{checkpoint} holds parameters this transformer lacks, e.g. {missing[0]}")
+        put_checkpoint(pipe, checkpoint)
         clean, same = [], []
         for truth in truths:
             reference = truth.videos[GIVEN_VIEW]
