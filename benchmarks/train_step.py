@@ -196,12 +196,13 @@ def compare_lora(args) -> None:
     base = results[0][1]
     print(f"\n{args.steps} steps per row, 1 process x {GLOBAL_GROUPS} groups of {VIEWS} views, {args.threads} "
           f"thread(s); median of the last {base['timed']} step intervals\n")
-    print("| trained | trainable parameters | s/step (wall) | CPU s/step | wall vs the module alone |")
-    print("|---|---:|---:|---:|---:|")
+    print("| trained | trainable parameters | s/step (wall) | CPU s/step | wall vs the module alone "
+          "| CPU vs the module alone |")
+    print("|---|---:|---:|---:|---:|---:|")
     for rank, result in results:
         name = "multi-view module alone" if rank == 0 else f"LoRA rank {rank} (base and module frozen)"
         print(f"| {name} | {result['trainable']:,} | {result['wall']:.3f} | {result['cpu']:.3f} "
-              f"| {result['wall'] / base['wall']:.2f}x |")
+              f"| {result['wall'] / base['wall']:.2f}x | {result['cpu'] / base['cpu']:.2f}x |")
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 
