@@ -190,7 +190,9 @@ class FlowMatchingModule(pl.LightningModule):
         if self.is_multiview and "state_dict" in checkpoint:
             trainable = {f"transformer.{name}" for name, _ in self._named_trainable()}
             saved = checkpoint["state_dict"].keys()
-            if not trainable <= saved:  # e.g. a module-only run's checkpoint resumed with lora_rank, or another rank
+            # A module-only run's checkpoint resumed with lora_rank, or the other way round (an empty state, as a
+            # strategy that restores the weights itself may hand over, is filled in whole).
+            if saved and not trainable <= saved:
                 what = "a LoRA adapter" if self.has_adapter else "the multi-view module"
                 raise ValueError(f"the checkpoint to resume holds other trained parameters than this run's ({what}, "
                                  f"{len(trainable)} tensors; it has {len(saved)}); use a new output_dir, or train "
