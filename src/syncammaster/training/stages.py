@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import save_atomically
-from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
+from ..camera_conventions import SYNCAMVIDEO_FOCAL_PER_SIDE
 from ..model_files import check_components, read_json_object
 from ..ranks import on_global_zero
 from .config import TrainConfig
@@ -291,7 +291,7 @@ def data_focal_per_side(index) -> float:
     """fx / max(W, H) of the training data (its intrinsics.json), or SynCamVideo's 24 / 23.76 when it has none."""
     intrinsics = next((scene.intrinsics for scene in index if scene.intrinsics is not None), None)
     if intrinsics is None:
-        return SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
+        return SYNCAMVIDEO_FOCAL_PER_SIDE
     return intrinsics.fx / max(intrinsics.width, intrinsics.height)
 
 
