@@ -24,7 +24,7 @@ import torch
 
 from syncammaster.app import default_model_dir
 from syncammaster.data import LatentViewDataset, collate_views
-from syncammaster.data.cache import read_cache_config
+from syncammaster.data.cache_files import read_cache_config
 from syncammaster.evaluate.report import text_table
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS

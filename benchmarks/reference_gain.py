@@ -33,7 +33,7 @@ from diffusers.models.transformers.transformer_wan import _get_qkv_projections
 
 from syncammaster.cli import default_model_dir
 from syncammaster.data import LatentViewDataset, collate_views
-from syncammaster.data.cache import read_cache_config
+from syncammaster.data.cache_files import read_cache_config
 from syncammaster.evaluate.report import text_table
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS
