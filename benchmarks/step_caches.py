@@ -1,8 +1,8 @@
-"""Step-skipping caches (``generate --cache``), CPU decoding layout and ``--help`` start-up, measured side by side.
+"""Step caches (``generate --cache``), CPU decoding layout and ``--help`` start-up, measured side by side.
 
 Run from the repository root:
 
-    python benchmarks/cache.py [--quick] [--threads N] [--tables shipped big vae lite help ...]
+    python benchmarks/step_caches.py [--quick] [--threads N] [--tables shipped big vae lite help ...]
 
 Tables (each setting run once, one after another in this process; timings on a shared machine are noisy, so the
 uncached row is run first and again last, and ratios are taken against the first):
@@ -26,7 +26,7 @@ uncached row is run first and again last, and ratios are taken against the first
   channels-last ones (what ``decode_latents`` uses on a CPU), alternating, median of the repeats; max abs difference.
 - lite: TaylorSeer-Lite schedules on the shipped model's default generate (as in "shipped"): for each pair
   (full first steps, interval) of ``--schedules``, the full steps of the 50, the denoising's CPU speedup and the PSNR
-  to the uncached videos; how ``taylorseer-lite``'s schedule (``caching.TAYLORSEER_LITE_FULL_FIRST_STEPS``, its
+  to the uncached videos; how ``taylorseer-lite``'s schedule (``step_caches.TAYLORSEER_LITE_FULL_FIRST_STEPS``, its
   default interval) was chosen.
 - help: ``syncammaster --help`` wall time in a fresh process (median of 5), against a process that only imports what
   the argument declarations used to import (torch, diffusers and the pipeline module).
@@ -49,9 +49,9 @@ import torch
 
 from syncammaster import CameraRig, SynCamMasterPipeline
 from syncammaster.app import default_model_dir, generated_scene
-from syncammaster.caching import CACHE_METHODS, cache_config
 from syncammaster.evaluate import evaluate_scene
 from syncammaster.pipeline import use_channels_last_3d
+from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "A large red sphere bounces near a small blue cube, on a grey stone floor under a clear sky."
@@ -118,7 +118,7 @@ def run_settings(pipe, settings, call_kwargs, decode, score):
     results = []
     for name, knob in settings:
         if name is not None:
-            transformer.enable_cache(cache_config(name, knob, lambda: transformer.current_timestep))
+            transformer.enable_cache(step_cache_config(name, knob, lambda: transformer.current_timestep))
         counter.reset()
         start, start_cpu = time.perf_counter(), time.process_time()
         latents = pipe(**call_kwargs, output_type="latent").videos
@@ -318,7 +318,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{os.uname().nodename}: {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-          f"threads, load average {os.getloadavg()[0]:.1f}; cache methods: {', '.join(CACHE_METHODS)}")
+          f"threads, load average {os.getloadavg()[0]:.1f}; cache methods: {', '.join(STEP_CACHE_METHODS)}")
     for name in args.tables:
         TABLES[name](args)
 
