@@ -56,7 +56,7 @@ class LatentViewDataset(torch.utils.data.Dataset):
 
     Args:
         index: the scenes the cache was made from (e.g. ``SceneIndex.load(CACHE / "scene_index.json")``).
-        cache_dir: a cache written by ``cache_dataset``; its config gives the number of video frames.
+        cache_dir: a latent cache written by ``cache_dataset``; its config gives the number of video frames.
         num_views: V, views per item (1: single-view clips).
         max_az, max_el: pairwise azimuth / elevation limits of a group, degrees, exclusive (release: 30, 15).
         max_sequence_length: caption tokens after padding; must be the cache's.

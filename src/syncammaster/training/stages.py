@@ -152,7 +152,8 @@ def _latent_dataset(config: TrainConfig, index, num_views: int, components):
     from ..data import LatentViewDataset, cache_dataset
 
     tokenizer, text_encoder, vae = components
-    # On several devices every process encodes its share of what is missing, and all wait until the cache is whole.
+    # On several devices every process encodes its share of what is missing, and all wait until the latent cache is
+    # whole.
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
                   height=config.height, width=config.width, max_sequence_length=config.max_sequence_length,
                   batch_size=config.cache_batch_size, use_lightning=_world_size(config) > 1, devices=config.devices)
