@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syncammaster.evaluate.report import text_table  # the aligned text table of `syncammaster evaluate`
-
 __all__ = [
     "Stopwatch",
     "Table",
@@ -97,15 +95,24 @@ def median_seconds(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5, dev
 
 
 class Stopwatch:
-    """Wall seconds and this process's CPU seconds (all its threads) of a ``with`` block: ``.wall``, ``.cpu``."""
+    """Wall seconds and this process's CPU seconds (all its threads), ``.wall`` and ``.cpu``: of a ``with`` block, or
+    from making it to ``stop()``."""
+
+    def __init__(self) -> None:
+        self._start = (time.perf_counter(), time.process_time())
+        self.wall = self.cpu = 0.0
+
+    def stop(self) -> Stopwatch:
+        self.wall = time.perf_counter() - self._start[0]
+        self.cpu = time.process_time() - self._start[1]
+        return self
 
     def __enter__(self) -> Stopwatch:
         self._start = (time.perf_counter(), time.process_time())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self._start[0]
-        self.cpu = time.process_time() - self._start[1]
+        self.stop()
 
 
 def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path | None = None) -> tuple[float, float]:
@@ -123,9 +130,16 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
 # ---------------------------------------------------------------------------------------------------- tables
 
 
-def fmt(value: float | None, digits: int = 2) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
     """A number with thousands separators and ``digits`` decimals; "n/a" for None (a missing value is shown)."""
     return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows[0]`` as the header, a rule, then the other rows, aligned: the table ``syncammaster evaluate`` prints."""
+    from syncammaster.evaluate.report import text_table as evaluate_text_table  # imported when used: it is heavy
+
+    return evaluate_text_table(rows)
 
 
 def markdown_table(rows: Sequence[Sequence[str]]) -> str:
