@@ -4,6 +4,9 @@ Wan2.1's text-to-video pipeline (diffusers' ``WanPipeline``: UMT5 prompt encodin
 matching) with the SynCamMaster transformer, whose multi-view synchronization module makes the V videos agree.
 Sampling defaults reproduce the released SynCamMaster inference: Euler flow matching, 50 steps, sigma shift 5,
 classifier-free guidance 5.0, Wan's negative prompt, 512 text tokens.
+
+One file, as diffusers keeps a pipeline: ``__call__`` reads top to bottom in numbered steps, with the checks, the
+loaders and the reference-video handling it calls beside it.
 """
 
 from __future__ import annotations

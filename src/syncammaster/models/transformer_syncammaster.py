@@ -12,6 +12,8 @@ Notation: B prompts, V views, F latent frames, H x W tokens per frame after the 
 width. Hidden states are ``(B*V, F*H*W, D)`` with views folded into the batch, view-major (index = b * V + v). The
 MVS attention regroups them to ``(B*F, V*H*W, D)``: the tokens of one time step across all views of one prompt.
 Its RoPE runs over (view, h, w), with the view index taking the place of the frame index.
+
+One file per model family, as diffusers keeps its models: the block, the model and the released-checkpoint loader.
 """
 
 from __future__ import annotations
