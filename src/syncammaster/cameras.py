@@ -76,7 +76,7 @@ def _where(name: str, frame: int | None) -> str:
 
 
 class CameraRig:
-    """V cameras, static or with one pose per video frame (convention: module docstring).
+    """V cameras, static or with one pose per video frame (convention: ``syncammaster.camera_conventions``).
 
     Args:
         c2w: (V, 4, 4) static or (V, T, 4, 4) per-frame camera-to-world matrices (OpenCV camera axes); (V, 3, 4) and
@@ -329,7 +329,7 @@ class CameraRig:
             raise CameraError(f"camera file {path}: {e}") from None
 
     def to_syncamvideo_json(self, path: str | Path, num_frames: int | None = None) -> None:
-        """Write the rig as a SynCamVideo ``camera_extrinsics.json`` (Unreal matrices, see the module docstring).
+        """Write the rig as a SynCamVideo ``camera_extrinsics.json`` (Unreal matrices, ``camera_conventions``).
 
         A static rig is written for ``num_frames`` identical frames (default 1); a per-frame rig writes its own T
         frames (``num_frames``, if given, must equal T).
