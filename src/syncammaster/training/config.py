@@ -60,7 +60,7 @@ class VAEConfig:
     clip_frames: int = 5  # 4k+1 frames per training clip
     image_frames: int = 0  # frames of each clip also trained as still images (how the VAE codes frame 0)
     init_from: str | None = None  # continue from this VAE folder instead of a fresh one
-    train_encoder: bool = True  # False: fine-tune the decoder only, so latents (and caches, models on them) stay valid
+    train_encoder: bool = True  # False: fine-tune the decoder only, so latents (a latent cache, models) stay valid
 
 
 @dataclass
