@@ -66,11 +66,12 @@ class CameraError(ValueError):
     """An invalid camera, rig, intrinsics or camera file. The message is one line: the problem and the fix."""
 
 
-def read_camera_json(path: str | Path, what: str, fix: str) -> dict:
-    """The JSON object of a camera file; a file that cannot be read or is not one raises ``CameraError`` (one line,
-    as ``syncammaster.jsonfile`` words it), the error the readers of camera files sort bad ones by."""
+def read_camera_json(path: str | Path, what: str, fix: str, expect: type | None = dict):
+    """The JSON value of a camera file (an object unless ``expect`` says otherwise); a file that cannot be read or
+    holds another kind of value raises ``CameraError`` (one line, as ``syncammaster.jsonfile`` words it), the error
+    the readers of camera files sort bad ones by."""
     try:
-        return read_json(path, fix, what=what)
+        return read_json(path, fix, what=what, expect=expect)
     except JSONFileError as error:
         raise CameraError(str(error)) from None
 

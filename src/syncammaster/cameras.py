@@ -280,9 +280,9 @@ class CameraRig:
         frames are all identical gives a static rig (V, 4, 4), otherwise a per-frame rig (V, T, 4, 4).
         """
         path = Path(path)
-        data = read_camera_json(path, "camera file", "expected a SynCamVideo camera_extrinsics.json")
+        data = read_camera_json(path, "camera file", "expected a SynCamVideo camera_extrinsics.json", expect=None)
         structure = '{"frame0": {"cam01": "[a b c 0] [d e f 0] [g h i 0] [x y z 1] ", ...}, ...}'
-        if not data:
+        if not isinstance(data, dict) or not data:
             raise CameraError(f"camera file {path} does not have the SynCamVideo structure {structure}")
 
         frames: dict[int, dict] = {}
