@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import Stopwatch, load_average, machine_line, markdown_table, run_timed
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -50,27 +51,6 @@ PROMPTS = [
 ]
 PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding", "rig plot",
           "writing the scene folder"]
-
-
-def _load() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall, user + system CPU seconds) of one command in a child process, which must succeed."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env or os.environ)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -130,7 +110,7 @@ def phases(repeats: int) -> str:
     starts = []
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(repeats):
-            starts.append(_run([sys.executable, "-c", "pass"]))
+            starts.append(run_timed([sys.executable, "-c", "pass"]))
             for name, extra in settings.items():
                 out = Path(folder) / f"{repeat}{len(runs[name])}{name[:2]}"
                 command = [sys.executable, __file__, "--phase-worker", str(out), *extra]
@@ -145,7 +125,8 @@ def phases(repeats: int) -> str:
         rows = [[phase, f"{w:.2f}", f"{c:.2f}", f"{100 * w / sum(wall):.0f}"]
                 for phase, w, c in zip(PHASES, wall, cpu, strict=True)]
         rows.append(["total", f"{sum(wall):.2f}", f"{sum(cpu):.2f}", "100"])
-        tables.append(f"generate {name}:\n\n" + _table(["phase", "wall s", "CPU s", "share of wall %"], rows))
+        header = ["phase", "wall s", "CPU s", "share of wall %"]
+        tables.append(f"generate {name}:\n\n" + markdown_table([header, *rows]))
     return "\n\n".join(tables)
 
 
@@ -160,7 +141,7 @@ def whole(repeats: int) -> str:
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(repeats + 1):  # the first round warms the disk cache and is not counted
             for name, extra in settings.items():
-                timing = _run(["syncammaster", "generate", "--prompt", PROMPTS[0], "--out",
+                timing = run_timed(["syncammaster", "generate", "--prompt", PROMPTS[0], "--out",
                                f"{folder}/{repeat}{len(extra)}", *extra])
                 if repeat:
                     runs[name].append(timing)
@@ -170,7 +151,7 @@ def whole(repeats: int) -> str:
     wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
     cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
     rows.append(["plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
-    return _table(["command (shipped model, default flags)", "wall s", "CPU s"], rows)
+    return markdown_table([["command (shipped model, default flags)", "wall s", "CPU s"], *rows])
 
 
 def _prompts_file(folder: Path, scenes: int) -> Path:
@@ -187,11 +168,11 @@ def batch(scenes: int, repeats: int) -> str:
         for repeat in range(repeats):
             wall = cpu = 0.0
             for k in range(scenes):
-                w, c = _run(["syncammaster", "generate", "--prompt", PROMPTS[k % len(PROMPTS)], "--seed", str(k),
+                w, c = run_timed(["syncammaster", "generate", "--prompt", PROMPTS[k % len(PROMPTS)], "--seed", str(k),
                              "--out", f"{folder}/single{repeat}_{k}", "--quiet"])
                 wall, cpu = wall + w, cpu + c
             singles.append((wall, cpu))
-            batches.append(_run(["syncammaster", "generate", "--prompts", str(prompts), "--out",
+            batches.append(run_timed(["syncammaster", "generate", "--prompts", str(prompts), "--out",
                                  f"{folder}/batch{repeat}", "--quiet"]))
     rows = []
     for name, runs in [(f"{scenes} x generate --prompt", singles), (f"generate --prompts ({scenes} lines)", batches)]:
@@ -199,7 +180,7 @@ def batch(scenes: int, repeats: int) -> str:
         rows.append([name, f"{wall:.1f}", f"{cpu:.1f}", f"{wall / scenes:.2f}"])
     saved = statistics.median(s[0] - b[0] for s, b in zip(singles, batches, strict=True))
     rows.append(["saved by the batch", f"{saved:.1f}", "", f"{saved / scenes:.2f}"])
-    return _table(["command", "wall s", "CPU s", "wall s/scene"], rows)
+    return markdown_table([["command", "wall s", "CPU s", "wall s/scene"], *rows])
 
 
 def processes(scenes: int) -> str:
@@ -213,21 +194,21 @@ def processes(scenes: int) -> str:
     with tempfile.TemporaryDirectory() as folder:
         prompts = _prompts_file(Path(folder), scenes)
         for name, launcher, env in settings:
-            wall, cpu = _run([*launcher, "generate", "--prompts", str(prompts), "--out", f"{folder}/{len(rows)}",
+            wall, cpu = run_timed([*launcher, "generate", "--prompts", str(prompts), "--out", f"{folder}/{len(rows)}",
                               "--quiet"], env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **env})
             rows.append([name, f"{wall:.1f}", f"{cpu:.1f}", f"{wall / scenes:.2f}"])
     base = float(rows[0][3])
     for row in rows:
         row.append(f"{base / float(row[3]):.2f}x")
-    return _table(["processes", "wall s", "CPU s", "wall s/scene", "scenes/s vs 1 x 2 threads"], rows)
+    return markdown_table([["processes", "wall s", "CPU s", "wall s/scene", "scenes/s vs 1 x 2 threads"], *rows])
 
 
 def compile_worker(compiled: bool, scenes: int, out: str) -> None:
     """``scenes`` default-sized scenes in this process, eager or compiled; prints JSON of seconds per scene."""
     import numpy as np
 
+    from syncammaster.app import default_model_dir
     from syncammaster.cameras import CameraRig
-    from syncammaster.cli import default_model_dir
     from syncammaster.pipeline import load_model_folder
 
     pipe = load_model_folder(default_model_dir())
@@ -239,9 +220,9 @@ def compile_worker(compiled: bool, scenes: int, out: str) -> None:
         compile_transformer(pipe)
     rig, seconds, videos = CameraRig.preset("arc"), [], []
     for k in range(scenes):
-        start = time.perf_counter()
-        videos.append(pipe(PROMPTS[k % len(PROMPTS)], rig, seed=k, output_type="np").videos)
-        seconds.append(time.perf_counter() - start)
+        with Stopwatch() as clock:
+            videos.append(pipe(PROMPTS[k % len(PROMPTS)], rig, seed=k, output_type="np").videos)
+        seconds.append(clock.wall)
     np.save(out, np.stack(videos))
     print(json.dumps(seconds))
 
@@ -263,7 +244,7 @@ def compiled(scenes: int) -> str:
     for row in rows:
         row.append(f"{float(rows[0][2]) / float(row[2]):.2f}x")
     difference = float(np.abs(videos["eager"] - videos["--compile"]).max()) * 255
-    return _table(["transformer", "first scene s", "later scenes s (median)", "steady speed-up"], rows) + (
+    return markdown_table([["transformer", "first scene s", "later scenes s (median)", "steady speed-up"], *rows]) + (
         f"\n\nlargest difference between the eager and compiled videos: {difference:.2f} 8-bit levels")
 
 
@@ -288,14 +269,13 @@ def main() -> None:
     if shutil.which("syncammaster") is None:
         raise SystemExit("the syncammaster command is not on PATH; install the project (pip install -e .)")
     threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
-    print(f"{os.cpu_count()} CPUs, threads per process: {threads}; load average {_load()} at start")
+    print(f"{machine_line()}; threads per process: {threads}")
     for name in args.tables:
-        start = time.perf_counter()
-        text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
-                "batch": lambda: batch(args.scenes, args.repeats),
-                "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
-        print(f"\n### {name} ({time.perf_counter() - start:.0f} s, load average {_load()} after)\n\n{text}",
-              flush=True)
+        with Stopwatch() as clock:
+            text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
+                    "batch": lambda: batch(args.scenes, args.repeats),
+                    "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
+        print(f"\n### {name} ({clock.wall:.0f} s, load average {load_average()} after)\n\n{text}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import Stopwatch, load_average, machine_line, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # SynCamMaster-1.3B (Wan2.1-T2V-1.3B plus the MVS module).
@@ -117,11 +117,12 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="big_checkpoint-"))
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / "step20000.ckpt"
-    start = time.perf_counter()
-    weights = write_checkpoint(checkpoint, args.layers)
+    print(machine_line())
+    with Stopwatch() as clock:
+        weights = write_checkpoint(checkpoint, args.layers)
     checkpoint_bytes = checkpoint.stat().st_size
     print(f"wrote {checkpoint} ({weights / 1e9:.3f} B weights, {checkpoint_bytes / 2**30:.2f} GiB, "
-          f"{args.layers} layers) in {time.perf_counter() - start:.0f} s; load average {os.getloadavg()[0]:.1f}")
+          f"{args.layers} layers) in {clock.wall:.0f} s")
 
     rows = []
     for phase, label in (("imports", "imports"), ("load", "load"), ("forward", "load + forward"),
@@ -130,17 +131,17 @@ def main() -> None:
         rows.append((label, result))
         print(f"  {label}: {json.dumps(result)}", flush=True)
 
-    print()
-    print("| phase | peak RSS GiB | x ckpt | seconds |")
-    print("| --- | ---: | ---: | ---: |")
+    table = [["phase", "peak RSS GiB", "x ckpt", "seconds"]]
     for label, result in rows:
         seconds = result.get("load_s", 0) + result.get("forward_s", 0) + result.get("convert_s", 0)
         peak = result["peak_rss_bytes"]
-        print(f"| {label} | {peak / 2**30:.2f} | {peak / checkpoint_bytes:.2f} | {seconds:.1f} |")
+        table.append([label, f"{peak / 2**30:.2f}", f"{peak / checkpoint_bytes:.2f}", f"{seconds:.1f}"])
+    print()
+    print(markdown_table(table))
     forward = dict(rows)["load + forward"]
     print(f"\ncheckpoint {checkpoint_bytes / 2**30:.2f} GiB; parameters {forward['parameters'] / 1e9:.3f} B "
           f"({', '.join(forward['dtypes'])}); forward {forward['forward_s']:.1f} s, output {forward['output_shape']} "
-          f"finite={forward['finite']}; threads {args.threads}")
+          f"finite={forward['finite']}; threads {args.threads}; load average (1, 5, 15 min) at end {load_average()}")
     if not args.keep:
         checkpoint.unlink()
         converted = workdir / "converted"

@@ -23,11 +23,8 @@ Run from the repository root (renders and generated scenes are kept in --out, so
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
@@ -35,6 +32,8 @@ from syncammaster.evaluate.controls import perturbed, swapped
 from syncammaster.evaluate.report import paper_row, text_table
 from syncammaster.render.dataset import SCENES_DIR
 from syncammaster.scene import Scene
+
+from harness import Stopwatch, load_average, machine_line, markdown_table
 
 SEED = 9000  # held out: the training renders used seeds 1000 and 2000
 BRICK_WALL_SCENE = "scene0003"
@@ -109,11 +108,6 @@ def checks(summaries: dict[str, dict]) -> str:
     return "; ".join(verdicts)
 
 
-def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows[1:]])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=6, help="held-out scenes per size (default 6)")
@@ -125,7 +119,8 @@ def main() -> None:
     parser.add_argument("--no-model", action="store_true", help="skip the shipped model's rows")
     args = parser.parse_args()
     out = Path(args.out)
-    start, load = time.time(), os.getloadavg()
+    machine = machine_line()
+    clock = Stopwatch()
     settings = EvaluationSettings()
     header = ["scene set / rung", *COLUMNS]
     sections, verdicts = [], []
@@ -159,11 +154,9 @@ def main() -> None:
             print(text_table(rows[-2:]), flush=True)
         sections.append(rows)
 
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average at start "
-               f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, python {platform.python_version()}, "
-               f"{time.time() - start:.0f} s")
-    report = "\n\n".join(markdown(rows) for rows in sections) + "\n\n" + "\n".join(f"- {v}" for v in verdicts)
-    report += f"\n- machine: {machine}\n"
+    clock.stop()
+    report = "\n\n".join(markdown_table(rows) for rows in sections) + "\n\n" + "\n".join(f"- {v}" for v in verdicts)
+    report += f"\n- machine at the start: {machine}; {clock.wall:.0f} s; load average at the end {load_average()}\n"
     print(report)
     if args.markdown:
         Path(args.markdown).write_text(report, encoding="utf-8")

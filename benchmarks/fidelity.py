@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +51,8 @@ from syncammaster.evaluate.report import text_table
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
 from syncammaster.scene import Scene
+
+from harness import Stopwatch, machine_line, markdown_table
 
 # (render seed, scenes) of the training renders of scripts/train_default_model.sh
 TRAINING_RENDERS = ((1000, 160), (2000, 320))
@@ -78,11 +79,10 @@ def ground_truth(seed: int, num_views: int, frames: int, size: int) -> tuple[Sce
     if not groups:
         return None, 0.0, []
     rig = rig.select(list(groups[0]))
-    start = time.perf_counter()
-    videos, _ = render_views(spec, rig, frames, size)
-    seconds = time.perf_counter() - start
+    with Stopwatch() as clock:
+        videos, _ = render_views(spec, rig, frames, size)
     backgrounds, _ = render_views(dataclasses.replace(spec, objects=(), motions=()), rig, 1, size)
-    return Scene(list(videos), rig, rig.intrinsics, spec.caption), seconds, list(backgrounds)
+    return Scene(list(videos), rig, rig.intrinsics, spec.caption), clock.wall, list(backgrounds)
 
 
 def shuffled(scene: Scene) -> Scene:
@@ -94,25 +94,25 @@ def shuffled(scene: Scene) -> Scene:
 @torch.no_grad()
 def through_vae(pipe, truth: Scene) -> tuple[Scene, float]:
     """The ground truth encoded (posterior mode) and decoded by the model's VAE, view by view, and the time taken."""
-    start = time.perf_counter()
     videos = []
-    for video in truth.videos:  # (T, H, W, 3) uint8
-        pixels = torch.from_numpy(video).to(pipe.device, pipe.vae.dtype).permute(3, 0, 1, 2)[None] / 127.5 - 1
-        decoded = pipe.vae.decode(pipe.vae.encode(pixels).latent_dist.mode()).sample[0]  # (3, T, H, W) in [-1, 1]
-        videos.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy())
-    return Scene(videos, truth.rig, truth.intrinsics, truth.prompt), time.perf_counter() - start
+    with Stopwatch() as clock:
+        for video in truth.videos:  # (T, H, W, 3) uint8
+            pixels = torch.from_numpy(video).to(pipe.device, pipe.vae.dtype).permute(3, 0, 1, 2)[None] / 127.5 - 1
+            decoded = pipe.vae.decode(pipe.vae.encode(pixels).latent_dist.mode()).sample[0]  # (3, T, H, W), [-1, 1]
+            videos.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy())
+    return Scene(videos, truth.rig, truth.intrinsics, truth.prompt), clock.wall
 
 
 def generate(pipe, truth: Scene, args, sync: bool) -> tuple[Scene, float]:
     """The model's videos for the ground truth's caption and cameras, and the generation time."""
-    start = time.perf_counter()
+    clock = Stopwatch()
     height, width = truth.videos[0].shape[1:3]
     result = pipe(prompt=truth.prompt, rig=truth.rig, height=height, width=width,
                   num_frames=truth.num_frames, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
                   seed=args.generation_seed, sync=sync, output_type="np")
     videos = [(v * 255).round().clip(0, 255).astype(np.uint8) for v in result.videos[0]]  # V x (T, H, W, 3)
     scene = Scene(videos, truth.rig, pipe.training_intrinsics(width, height), truth.prompt)
-    return scene, time.perf_counter() - start
+    return scene, clock.stop().wall
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -136,12 +136,6 @@ def table(results: dict[str, dict]) -> list[list[str]]:
                      _fmt(r["first_frame_jump"]), _fmt(r["colour_hit"], ".0%"),
                      _fmt(r["false_colour"], ".0%"), _fmt(r["make_seconds"], ".1f"), _fmt(r["eval_seconds"], ".1f")])
     return rows
-
-
-def markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    return "\n".join(lines)
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +179,8 @@ def main() -> None:
     args = parser.parse_args()
 
     out = Path(args.out)
+    machine = machine_line(args.device)
+    print(machine)
     pipe = SynCamMasterPipeline.from_pretrained(args.model or default_model_dir()).to(args.device)
     pipe.set_progress_bar_config(disable=True)
     settings = EvaluationSettings(frames=args.eval_frames)
@@ -207,9 +203,9 @@ def main() -> None:
         for row, (scene, seconds) in made.items():
             folder = out / row.split(" (")[0].replace(" ", "_") / f"scene{n:04d}"
             scene.write(folder, overwrite=True)
-            start = time.perf_counter()
-            scenes[row].append(evaluate_scene(scene, settings, name=str(folder)))
-            eval_seconds[row].append(time.perf_counter() - start)
+            with Stopwatch() as clock:
+                scenes[row].append(evaluate_scene(scene, settings, name=str(folder)))
+            eval_seconds[row].append(clock.wall)
             make_seconds[row].append(seconds)
             jumps[row] += [first_frame_jump(video) for video in scene.videos]
             presence = colour_presence(scene.videos, truth.videos, backgrounds, object_colours)
@@ -236,7 +232,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.json").write_text(json.dumps({"settings": vars(args), "results": results}, indent=2) + "\n")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows) + "\n\n" + "\n".join(f"- {g}" for g in goals(results)) + "\n")
+        lines = [f"- {g}" for g in goals(results)] + [f"- machine at the start: {machine}"]
+        Path(args.markdown).write_text(markdown_table(rows) + "\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

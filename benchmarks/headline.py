@@ -25,6 +25,8 @@ from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.scene import Scene
 
+from harness import machine_line, markdown_table
+
 
 def swapped_cameras(scene: Scene, views: list[str]) -> Scene:
     """``scene`` with the extrinsics of the two named views exchanged."""
@@ -78,9 +80,7 @@ def main() -> None:
     rows.append(_row(f"all {len(truths)} scenes", "", summarize(truths), summarize(controls)))
     print(text_table(rows))
     if args.markdown:
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-        Path(args.markdown).write_text("\n".join(lines) + "\n")
+        Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine: {machine_line()}\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ use the same cores as one process of C threads, so the split can only win where 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -29,6 +28,8 @@ import torch.multiprocessing as mp
 from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
 from syncammaster.pipeline import load_model_folder
+
+from harness import load_average, machine_line, markdown_table
 
 PROMPT = "a red sphere bounces on a checkered floor"
 
@@ -80,20 +81,19 @@ def main() -> None:
         (1, 1, 1.0, "-"),
         (2, 1, 1.0, "views (2 + 2)"),
     ]
-    load_before = os.getloadavg()[0]
+    machine = machine_line()
     results = {row: measure(*row[:3], args.steps) for row in rows}
-    print(f"shipped model, 4 views x 17 frames at 128x128, {args.steps} steps; s/step: median after the first step; "
-          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after\n")
-    print("| processes x threads | guidance | split | s/step | vs 1 x 1 thread | rank 0 CPU s/step | "
-          "max abs latent diff to 1 process |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"shipped model, 4 views x 17 frames at 128x128, {args.steps} steps; s/step: median after the first step")
+    print(f"machine at the start: {machine}; load average at the end {load_average()}\n")
+    table = [["processes x threads", "guidance", "split", "s/step", "vs 1 x 1 thread", "rank 0 CPU s/step",
+              "max abs latent diff to 1 process"]]
     for processes, threads, guidance, split in rows:
         seconds, cpu_seconds, latents = results[(processes, threads, guidance, split)]
         base_seconds, _, base_latents = results[(1, 1, guidance, "-")]
         difference = float(np.abs(latents - base_latents).max())
-        print(f"| {processes} x {threads} | {guidance:g} | {split} | {seconds:.3f} | {base_seconds / seconds:.2f}x | "
-              f"{cpu_seconds:.3f} | {difference:.1e} |")
-
+        table.append([f"{processes} x {threads}", f"{guidance:g}", split, f"{seconds:.3f}",
+                      f"{base_seconds / seconds:.2f}x", f"{cpu_seconds:.3f}", f"{difference:.1e}"])
+    print(markdown_table(table))
 
 if __name__ == "__main__":
     main()

@@ -18,41 +18,25 @@ Run from the repository root (about 40 s per cache for 24 groups of 4 views on a
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from syncammaster.app import default_model_dir
-from syncammaster.data import LatentViewDataset, collate_views
-from syncammaster.data.cache import read_cache_config
-from syncammaster.evaluate.report import text_table
 from syncammaster.models import SynCamMasterTransformer3DModel
-from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS
+
+from harness import Stopwatch, machine_line, text_table
+from latent_groups import FlowInputs, add_group_arguments, check_group_arguments, load_groups, predict
 
 
-@torch.no_grad()
 def flow_errors(transformer, batch: dict, sigmas: list[float], seed: int, chunk: int) -> dict[float, torch.Tensor]:
     """Per-frame MSE of the flow prediction, (2, F): row 0 with MVS, row 1 without, for each sigma."""
-    latents = batch["latents"]  # (B, V, C, F, h, w)
-    batch_size, num_views = latents.shape[:2]
-    x0 = latents.flatten(0, 1)  # (B*V, C, F, h, w), view-major
-    camera = batch["camera"].flatten(0, 1)  # (B*V, F, 12)
-    context = batch["prompt_embeds"].repeat_interleave(num_views, dim=0)  # (B*V, L, D)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    chunk = max(num_views, chunk - chunk % num_views)  # whole groups per forward
+    inputs = FlowInputs.of(batch, seed)
     errors = {}
     for sigma in sigmas:
-        noisy, target = (1 - sigma) * x0 + sigma * noise, noise - x0
-        timestep = torch.full((len(x0),), sigma * NUM_TRAIN_TIMESTEPS)  # as FlowSchedule maps sigmas
+        noisy, target, timestep = inputs.at(sigma)
         rows = []
-        for sync in (True, False):
-            predictions = []
-            for start in range(0, len(x0), chunk):
-                part = slice(start, start + chunk)
-                kwargs = {"camera_embedding": camera[part], "num_views": num_views} if sync else {}
-                predictions.append(transformer(noisy[part], timestep[part], context[part], return_dict=False,
-                                               **kwargs)[0])
-            prediction = torch.cat(predictions)  # (B*V, C, F, h, w)
+        for camera in (inputs.camera, None):
+            prediction = predict(transformer, noisy, timestep, inputs.context, camera, inputs.num_views, chunk)
             rows.append(((prediction - target) ** 2).mean(dim=(0, 1, 3, 4)))  # (F,)
         errors[sigma] = torch.stack(rows)  # (2, F)
     return errors
@@ -60,36 +44,27 @@ def flow_errors(transformer, batch: dict, sigmas: list[float], seed: int, chunk:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="SynCamMaster folder (default: the shipped small model)")
+    add_group_arguments(parser, groups=24)
     parser.add_argument("--cache", nargs="+", required=True, help="latent caches to score (syncammaster cache)")
-    parser.add_argument("--views", type=int, default=4, help="views per group (default 4)")
-    parser.add_argument("--groups", type=int, default=24, help="view groups per cache (default 24)")
     parser.add_argument("--max-azimuth", type=float, default=60.0, help="group limit, degrees (default 60)")
     parser.add_argument("--max-elevation", type=float, default=30.0, help="group limit, degrees (default 30)")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.85, 0.95])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the group draws and the noise (default 0)")
-    parser.add_argument("--chunk", type=int, default=16, help="videos per forward (default 16)")
     args = parser.parse_args()
-    if any(not 0.0 < sigma <= 1.0 for sigma in args.sigmas):
-        parser.error(f"--sigmas must lie in (0, 1], got {args.sigmas}")
+    check_group_arguments(parser, args)
 
     model = args.model or default_model_dir()
     transformer = SynCamMasterTransformer3DModel.from_pretrained(model, subfolder="transformer").eval()
+    print(machine_line())
     print(f"model: {model}; {args.groups} groups of {args.views} views per cache, noise seed {args.seed}")
     for cache in args.cache:
-        config = read_cache_config(cache)
-        dataset = LatentViewDataset.from_cache(cache, num_views=args.views, max_az=args.max_azimuth,
-                                               max_el=args.max_elevation, seed=args.seed, length=args.groups,
-                                               max_sequence_length=config["max_sequence_length"])
-        batch = collate_views([dataset[i] for i in range(len(dataset))])
-        started = time.perf_counter()
-        errors = flow_errors(transformer, batch, args.sigmas, args.seed, args.chunk)
+        batch = load_groups(cache, args.views, args.groups, args.seed, args.max_azimuth, args.max_elevation)
+        with Stopwatch() as clock:
+            errors = flow_errors(transformer, batch, args.sigmas, args.seed, args.chunk)
         rows = [["sigma", "mse sync", "mse no sync", "gain %", "gain % per latent frame"]]
         for sigma, (sync, plain) in errors.items():
             gain = 100 * (1 - sync.mean() / plain.mean())
             per_frame = " ".join(f"{100 * (1 - s / p):.1f}" for s, p in zip(sync, plain, strict=True))
             rows.append([f"{sigma:.2f}", f"{sync.mean():.4f}", f"{plain.mean():.4f}", f"{gain:.2f}", per_frame])
-        print(f"\n{cache} ({time.perf_counter() - started:.0f} s)")
+        print(f"\n{cache} ({clock.wall:.0f} s)")
         print(text_table(rows))
 
 

@@ -32,6 +32,8 @@ from syncammaster.cameras import CameraRig, Intrinsics
 from syncammaster.cli import main as syncammaster
 from syncammaster.render import project_points
 
+from harness import machine_line
+
 NUM_VIEWS, NUM_FRAMES, SIZE = 4, 9, 64
 AS_WRITTEN = {"orientation_method": "none", "center_method": "none", "auto_scale_poses": False, "eval_mode": "all",
               "load_3D_points": False}
@@ -86,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default="/tmp/nerfstudio_parsers", help="folder for the scene and exports")
     work = Path(parser.parse_args().work)
+    print(machine_line())
     shutil.rmtree(work, ignore_errors=True)
     assert syncammaster(["render", "--scenes", "1", "--cameras", str(NUM_VIEWS), "--frames", str(NUM_FRAMES),
                          "--size", str(SIZE), "--seed", "5", "--workers", "1", "--quiet", "--out",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,8 @@ from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
-from fidelity import add_generation_arguments, held_out_seeds, markdown  # this folder's fidelity benchmark
+from fidelity import add_generation_arguments, held_out_seeds  # this folder's fidelity benchmark
+from harness import Stopwatch, machine_line, markdown_table
 
 GIVEN_VIEW = 0  # camera 1 of the rig is the given video
 
@@ -61,26 +61,26 @@ def to_uint8(videos: np.ndarray) -> list[np.ndarray]:
 
 
 def generate(pipe, truth: Scene, args, **kwargs) -> tuple[list[np.ndarray], float]:
-    start = time.perf_counter()
     height, width = truth.videos[0].shape[1:3]
-    videos = pipe(prompt=truth.prompt, rig=truth.rig, height=height, width=width, num_frames=truth.num_frames,
-                  num_inference_steps=args.steps, guidance_scale=args.guidance_scale, seed=args.generation_seed,
-                  output_type="np", **kwargs).videos[0]
-    return to_uint8(videos), time.perf_counter() - start
+    with Stopwatch() as clock:
+        videos = pipe(prompt=truth.prompt, rig=truth.rig, height=height, width=width, num_frames=truth.num_frames,
+                      num_inference_steps=args.steps, guidance_scale=args.guidance_scale, seed=args.generation_seed,
+                      output_type="np", **kwargs).videos[0]
+    return to_uint8(videos), clock.wall
 
 
 @torch.no_grad()
 def through_vae(pipe, truth: Scene) -> tuple[list[np.ndarray], float]:
     """Every true view encoded (the latent a given video gets) and decoded by the model's VAE: the best any sampler
     on this VAE can do."""
-    start = time.perf_counter()
     height, width = truth.videos[0].shape[1:3]
     videos = []
-    for video in truth.videos:
-        _, latent = pipe.prepare_reference(video, height, width, truth.num_frames, pipe.device)  # (C, F, h, w)
-        decoded = pipe.decode_latents(latent[None])[0]  # (3, T, H, W) in [-1, 1]
-        videos.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy())
-    return videos, time.perf_counter() - start
+    with Stopwatch() as clock:
+        for video in truth.videos:
+            _, latent = pipe.prepare_reference(video, height, width, truth.num_frames, pipe.device)  # (C, F, h, w)
+            decoded = pipe.decode_latents(latent[None])[0]  # (3, T, H, W) in [-1, 1]
+            videos.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy())
+    return videos, clock.wall
 
 
 def image_scores(made: np.ndarray, true: np.ndarray) -> tuple[float, float]:
@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     parser.add_argument("--strip", default=None, help="write a PNG of the first scene: true views over generated")
     args = parser.parse_args()
+
+    machine = machine_line(args.device)
+    print(machine)
 
     # 1. Held-out ground truth, filmed by the rig.
     held_out_seeds(args.seed, args.scenes)  # refuses a seed whose scenes trained the model
@@ -227,7 +230,7 @@ def main() -> None:
     (out / "novel_view.json").write_text(json.dumps({"settings": vars(args), "angles_deg": angles,
                                                      "results": results}, indent=2) + "\n")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows) + "\n")
+        Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine at the start: {machine}\n")
 
 
 if __name__ == "__main__":

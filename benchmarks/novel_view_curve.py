@@ -36,6 +36,7 @@ from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
 from fidelity import add_generation_arguments, held_out_seeds  # this folder's fidelity benchmark
+from harness import machine_line
 from novel_view import GIVEN_VIEW, generate, image_scores  # this folder's novel-view benchmark
 
 
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/novel_view_curve", help="renders and curve.json")
     args = parser.parse_args()
 
+    print(machine_line(args.device))
     held_out_seeds(args.seed, args.scenes)
     out = Path(args.out)
     rig = CameraRig.load("arc", num_views=args.views)

@@ -24,19 +24,17 @@ Run from the repository root (a few minutes on a 2-core CPU; the held-out cache 
 from __future__ import annotations
 
 import argparse
-import time
 from collections import defaultdict
 
 import torch
 from diffusers.models.embeddings import apply_rotary_emb
-from diffusers.models.transformers.transformer_wan import _get_qkv_projections
 
-from syncammaster.cli import default_model_dir
-from syncammaster.data import LatentViewDataset, collate_views
-from syncammaster.data.cache import read_cache_config
-from syncammaster.evaluate.report import text_table
+from syncammaster.app import default_model_dir
 from syncammaster.models import SynCamMasterTransformer3DModel
-from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS
+from syncammaster.models.transformer_syncammaster import self_attention_projections
+
+from harness import Stopwatch, machine_line, text_table
+from latent_groups import FlowInputs, add_group_arguments, check_group_arguments, load_groups, predict
 
 
 class AttentionProbe:
@@ -61,7 +59,7 @@ class AttentionProbe:
             if not self.enabled:
                 return
             hidden, rotary = args[0], args[3]  # (B*F, V*H*W, D), 2 x (1, V*H*W, 1, hd)
-            query, key, _ = _get_qkv_projections(attn, hidden, None)
+            query, key, _ = self_attention_projections(attn, hidden)
             query, key = attn.norm_q(query), attn.norm_k(key)
             query, key = (t.unflatten(2, (attn.heads, -1)) for t in (query, key))  # (B*F, N, heads, hd)
             cos, sin = (table[0, :, 0] for table in rotary)
@@ -97,32 +95,16 @@ class AttentionProbe:
         return hook
 
 
-@torch.no_grad()
-def predict(transformer, noisy, timestep, context, camera, num_views, chunk):
-    out = []
-    for start in range(0, len(noisy), chunk):
-        part = slice(start, start + chunk)
-        kwargs = {"camera_embedding": camera[part], "num_views": num_views} if camera is not None else {}
-        out.append(transformer(noisy[part], timestep[part], context[part], return_dict=False, **kwargs)[0])
-    return torch.cat(out)
-
-
 def errors(transformer, batch, sigmas, given, seed, chunk, probe=None):
     """Per sigma: MSE of the flow prediction of the views other than ``given``, for given / absent / no sync."""
-    latents = batch["latents"]  # (B, V, C, F, h, w)
-    num_views = latents.shape[1]
-    x0 = latents.flatten(0, 1)
-    camera = batch["camera"].flatten(0, 1)
-    context = batch["prompt_embeds"].repeat_interleave(num_views, dim=0)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    is_given = torch.zeros(latents.shape[:2], dtype=torch.bool)
+    inputs = FlowInputs.of(batch, seed)
+    x0, camera, context, num_views = inputs.x0, inputs.camera, inputs.context, inputs.num_views
+    is_given = torch.zeros(batch["latents"].shape[:2], dtype=torch.bool)
     is_given[:, given] = True
     is_given = is_given.flatten()
-    chunk = max(num_views, chunk - chunk % num_views)
     results = {}
     for sigma in sigmas:
-        noisy, target = (1 - sigma) * x0 + sigma * noise, noise - x0
-        timestep = torch.full((len(x0),), sigma * NUM_TRAIN_TIMESTEPS)
+        noisy, target, timestep = inputs.at(sigma)
         given_input = torch.where(is_given.view(-1, 1, 1, 1, 1), x0, noisy)
         given_timestep = torch.where(is_given, torch.zeros_like(timestep), timestep)
         if probe is not None:
@@ -144,41 +126,33 @@ def errors(transformer, batch, sigmas, given, seed, chunk, probe=None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="SynCamMaster folder (default: the shipped small model)")
+    add_group_arguments(parser, groups=12)
     parser.add_argument("--cache", required=True, help="latent cache of held-out scenes (syncammaster cache)")
-    parser.add_argument("--views", type=int, default=4, help="views per group (default 4)")
-    parser.add_argument("--groups", type=int, default=12, help="view groups (default 12)")
     parser.add_argument("--given", type=int, nargs="*", default=[0, 2],
                         help="which view of the group is given, one run each (default: 0 and 2; none: only the "
                         "same-pose test)")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.85, 0.95])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the group draws and the noise (default 0)")
-    parser.add_argument("--chunk", type=int, default=16, help="videos per forward (default 16)")
     args = parser.parse_args()
-    if any(not 0.0 < sigma <= 1.0 for sigma in args.sigmas):
-        parser.error(f"--sigmas must lie in (0, 1], got {args.sigmas}")
+    check_group_arguments(parser, args)
     if any(not 0 <= g < args.views for g in args.given):
         parser.error(f"--given must name views 0..{args.views - 1}, got {args.given}")
 
     model = args.model or default_model_dir()
     transformer = SynCamMasterTransformer3DModel.from_pretrained(model, subfolder="transformer").eval()
-    config = read_cache_config(args.cache)
-    dataset = LatentViewDataset.from_cache(args.cache, num_views=args.views, max_az=60.0, max_el=30.0,
-                                           seed=args.seed, length=args.groups,
-                                           max_sequence_length=config["max_sequence_length"])
-    batch = collate_views([dataset[i] for i in range(len(dataset))])
+    batch = load_groups(args.cache, args.views, args.groups, args.seed)
+    print(machine_line())
     print(f"model: {model}; {args.cache}: {args.groups} groups of {args.views} views, noise seed {args.seed}")
 
     probe = AttentionProbe(transformer)
     for given in args.given:
-        started = time.perf_counter()
-        result = errors(transformer, batch, args.sigmas, given, args.seed, args.chunk, probe if given == 0 else None)
+        with Stopwatch() as clock:
+            result = errors(transformer, batch, args.sigmas, given, args.seed, args.chunk,
+                            probe if given == 0 else None)
         rows = [["sigma", "mse given", "mse absent", "mse no sync", "gain % given vs absent", "gain % sync vs no"]]
         for sigma in args.sigmas:
             g, a, n = (result[k][sigma] for k in ("given", "absent", "no sync"))
             rows.append([f"{sigma:.2f}", f"{g:.4f}", f"{a:.4f}", f"{n:.4f}", f"{100 * (1 - g / a):.2f}",
                          f"{100 * (1 - a / n):.2f}"])
-        print(f"\nview {given} given ({time.perf_counter() - started:.0f} s)")
+        print(f"\nview {given} given ({clock.wall:.0f} s)")
         print(text_table(rows))
         if "mass" in result:
             blocks = sorted(result["mass"][args.sigmas[0]])

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,8 @@ from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.training import FlowMatchingModule
 from syncammaster.training.config import DEFAULT_LORA_TARGETS, config_from_dict
 from syncammaster.training.runner import fit
+
+from harness import load_average, machine_line, markdown_table
 
 GLOBAL_GROUPS, VIEWS, LATENT_FRAMES, LATENT_SIZE, TEXT_TOKENS = 2, 4, 5, 16, 64  # configs/small/sync.toml's batch
 ROWS = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process); the first is the reference
@@ -134,20 +135,6 @@ def measure(processes: int, threads: int, steps: int, warmup: int, first_weights
             "timed": len(wall), "trainable": json.loads((out / "trainable.json").read_text())}, weights
 
 
-def machine_line() -> str:
-    processor = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        processor = names[0] if names else processor
-    return f"{processor}, {os.cpu_count()} cores, torch {torch.__version__}, lightning {pl.__version__}"
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="optimisation steps per row (12)")
@@ -167,7 +154,7 @@ def main() -> None:
         compare_lora(args)
         return
 
-    print(f"machine: {machine_line()}; load average (1, 5, 15 min) at start: {load_average()}")
+    print(f"machine: {machine_line()}, lightning {pl.__version__}")
     results, first_weights = [], None
     with tempfile.TemporaryDirectory() as folder:
         for processes, threads in ROWS:
@@ -177,12 +164,13 @@ def main() -> None:
             results.append((processes, threads, result))
         base = results[0][2]
         print(f"\n{args.steps} steps per row; median of the last {base['timed']} step intervals on rank 0\n")
-        print("| processes x batch | threads each | s/step (wall) | rank-0 CPU s/step | speed vs 1 x 2, 1 thread "
-              "| max abs weight difference from 1 x 2, 1 thread |")
-        print("|---|---|---|---|---|---|")
+        table = [["processes x batch", "threads each", "s/step (wall)", "rank-0 CPU s/step",
+                  "speed vs 1 x 2, 1 thread", "max abs weight difference from 1 x 2, 1 thread"]]
         for processes, threads, result in results:
-            print(f"| {processes} x {GLOBAL_GROUPS // processes} | {threads} | {result['wall']:.3f} "
-                  f"| {result['cpu']:.3f} | {base['wall'] / result['wall']:.2f}x | {result['difference']:.1e} |")
+            table.append([f"{processes} x {GLOBAL_GROUPS // processes}", str(threads), f"{result['wall']:.3f}",
+                          f"{result['cpu']:.3f}", f"{base['wall'] / result['wall']:.2f}x",
+                          f"{result['difference']:.1e}"])
+        print(markdown_table(table))
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 

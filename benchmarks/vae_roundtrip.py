@@ -18,7 +18,6 @@ Run from the repository root (about 1 s per video and VAE on a 2-core CPU):
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -28,7 +27,8 @@ from tqdm import tqdm
 from syncammaster.data import SceneIndex
 from syncammaster.data.cache import load_clip
 from syncammaster.evaluate import first_frame_jump
-from syncammaster.evaluate.report import text_table
+
+from harness import Stopwatch, machine_line, text_table
 
 
 @torch.no_grad()
@@ -60,6 +60,7 @@ def main() -> None:
     index = SceneIndex.build(args.data)
     paths = [index.video_path(scene, camera) for scene in index for camera in scene.cameras]
     videos = [load_clip(path, args.frames, args.size, args.size) for path in tqdm(paths, desc="reading", unit="video")]
+    print(machine_line())
     print(f"{len(videos)} videos of {len(index)} scenes from {args.data}, {args.frames} frames at {args.size}px")
     truth_jump = np.nanmean(np.array([first_frame_jump(v.permute(1, 2, 3, 0).numpy()) for v in videos], dtype=float))
     print(f"first-frame jump of the videos themselves: {truth_jump:.2f}")
@@ -67,9 +68,9 @@ def main() -> None:
              "cast f0", "cast later", "s/video"]]
     for folder in args.vae:
         vae = AutoencoderKLWan.from_pretrained(folder).eval()
-        start = time.perf_counter()
-        errors, casts, jumps = roundtrip_errors(vae, videos, args.batch)  # (N, T), (N, T), (N,)
-        seconds = (time.perf_counter() - start) / len(videos)
+        with Stopwatch() as clock:
+            errors, casts, jumps = roundtrip_errors(vae, videos, args.batch)  # (N, T), (N, T), (N,)
+        seconds = clock.wall / len(videos)
         per_frame = errors.mean(0)
         rows.append([folder, f"{errors.mean():.4f}", f"{per_frame[0]:.4f}", f"{per_frame[1:5].mean():.4f}",
                      f"{per_frame[-4:].mean():.4f}", f"{np.nanmean(jumps):.2f}",

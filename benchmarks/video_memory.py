@@ -20,11 +20,12 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
 import numpy as np
+
+from harness import Stopwatch, machine_line, text_table
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 60
 FRAMES_USED, MODEL_FPS = 17, 15.0  # the shipped model's default --frames and training frame rate
@@ -59,12 +60,12 @@ def measure(path: str, mode: str, start: float) -> None:
     from syncammaster.video import read_clip
 
     before = _rss_mb()
-    began = time.perf_counter()
-    if mode == "used":
-        clip = read_clip(path, FRAMES_USED, fps=MODEL_FPS, start=start)
-    else:
-        clip = read_clip(path)  # every frame: what read_video returns
-    seconds = time.perf_counter() - began
+    with Stopwatch() as clock:
+        if mode == "used":
+            clip = read_clip(path, FRAMES_USED, fps=MODEL_FPS, start=start)
+        else:
+            clip = read_clip(path)  # every frame: what read_video returns
+    seconds = clock.wall
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     print(json.dumps({"peak_mb": peak - before, "decoded": clip.frames_decoded, "kept": clip.frames.shape[0],
                       "seconds": seconds}))
@@ -101,11 +102,10 @@ def main() -> None:
             "not run" if whole is None else f"{whole['peak_mb']:.0f}",
         ])
         print(f"{seconds} s done", file=sys.stderr)
-    from syncammaster.evaluate.report import text_table
-
     header = ["clip", "frames", "file MB", "17 at 15 fps: peak MB", "decoded", "from end - 2 s: peak MB", "decoded",
               "every frame: peak MB"]
     print(text_table([header, *rows]))
+    print(f"machine: {machine_line()}")
 
 
 if __name__ == "__main__":

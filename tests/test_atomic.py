@@ -171,8 +171,8 @@ def test_cached_tensors_have_ordinary_permissions(tmp_path, umask_022):
     import torch
     from safetensors.torch import load_file
 
-    from syncammaster.data.cache import _save_atomic
+    from syncammaster.data.cache_files import write_entry
 
-    _save_atomic({"latents": torch.ones(2, 3)}, tmp_path / "a" / "latents.safetensors", {"caption": "x"})
+    write_entry(tmp_path / "a" / "latents.safetensors", {"latents": torch.ones(2, 3)}, {"caption": "x"})
     assert _mode(tmp_path / "a" / "latents.safetensors") == 0o644
     assert load_file(tmp_path / "a" / "latents.safetensors")["latents"].sum() == 6

@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .caching import CACHE_METHODS
+from .step_caches import STEP_CACHE_METHODS
 
 RIG_PLOT_FILE = "rig.png"
 
@@ -87,7 +87,7 @@ def load_pipeline(args):
 
 def check_step_cache(args) -> float | None:
     """``--cache`` / ``--cache-threshold``, checked before any model is loaded; the threshold to use."""
-    from .caching import cache_config
+    from .step_caches import step_cache_config
 
     if args.cache is None:
         if args.cache_threshold is not None:
@@ -95,8 +95,8 @@ def check_step_cache(args) -> float | None:
         return None
     if args.cache == "faster" and args.no_sync:
         raise CommandError("--cache faster needs the multi-view module (it splits the camera batch); drop --no-sync")
-    threshold = CACHE_METHODS[args.cache].default if args.cache_threshold is None else args.cache_threshold
-    cache_config(args.cache, threshold, lambda: 0.0)  # a bad value fails here, in one line
+    threshold = STEP_CACHE_METHODS[args.cache].default if args.cache_threshold is None else args.cache_threshold
+    step_cache_config(args.cache, threshold, lambda: 0.0)  # a bad value fails here, in one line
     return threshold
 
 
@@ -108,10 +108,10 @@ def add_loras_and_step_cache(pipe, args, cache_threshold: float | None) -> None:
             pipe.load_lora_weights(path, adapter_name=name)
         pipe.set_adapters(names, [scale for _, scale in args.lora])
     if args.cache is not None:
-        from .caching import cache_config
+        from .step_caches import step_cache_config
 
         transformer = pipe.transformer
-        transformer.enable_cache(cache_config(args.cache, cache_threshold, lambda: transformer.current_timestep))
+        transformer.enable_cache(step_cache_config(args.cache, cache_threshold, lambda: transformer.current_timestep))
 
 
 def check_out_dir_free(out: Path, rig) -> None:

@@ -56,6 +56,7 @@ from .app import (
     reference_view_index,
 )
 from .atomic import save_atomically, write_atomically
+from .jsonfile import read_json
 
 try:
     import fcntl
@@ -309,13 +310,10 @@ def finished(out: Path, scene: PlannedScene) -> bool:
     if not folder.exists():
         return False
     record = folder / SCENE_FILE
-    try:
-        recorded = json.loads(record.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not record.exists():
         raise CommandError(f"{folder} exists but is not a scene of a --prompts run (no {SCENE_FILE}); move it away "
-                           "or choose another --out") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CommandError(f"cannot read {record} ({error}); remove {folder} to make the scene again") from None
+                           "or choose another --out")
+    recorded = read_json(record, f"remove {folder} to make the scene again")
     if recorded != scene.settings:
         changed = sorted(key for key in scene.settings.keys() | recorded.keys()
                          if recorded.get(key) != scene.settings.get(key))

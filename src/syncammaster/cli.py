@@ -25,8 +25,8 @@ from .argtypes import (
     size,
 )
 from .atomic import save_atomically
-from .caching import CACHE_METHODS
 from .hub import CHECKPOINT_FILE, CHECKPOINT_REPO, WAN_REPO
+from .step_caches import STEP_CACHE_METHODS as CACHE_METHODS
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

@@ -49,7 +49,8 @@ import numpy as np
 from PIL import Image
 
 from .atomic import save_atomically
-from .cameras import PRESET_SUBJECT_DISTANCE_CM, UE_UNITS_PER_TRAINING_UNIT, Intrinsics
+from .camera_presets import PRESET_SUBJECT_DISTANCE_CM
+from .cameras import UE_UNITS_PER_TRAINING_UNIT, Intrinsics
 from .scene import Scene, SceneError
 
 __all__ = [

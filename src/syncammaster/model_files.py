@@ -17,13 +17,13 @@ loads and fails later). The checks read only small files: JSON configs and the h
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from .jsonfile import read_json
 from .video import DEFAULT_FPS
 
 MODEL_INDEX = "model_index.json"
@@ -185,16 +185,9 @@ def _existing_folder(folder: str | Path, fix: str) -> Path:
 
 
 def read_json_object(path: Path) -> dict:
-    """A JSON object from ``path``; ModelFilesError if it is unreadable, not JSON or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ModelFilesError(f"cannot read {path} ({first_sentence(error)}); {SAVE_AGAIN}") from None
-    except json.JSONDecodeError as error:
-        raise ModelFilesError(f"{path} is not valid JSON ({error}); {SAVE_AGAIN}") from None
-    if not isinstance(data, dict):
-        raise ModelFilesError(f"{path} holds a JSON {type(data).__name__}, not an object; {SAVE_AGAIN}")
-    return data
+    """The JSON object of a model's config file; ``JSONFileError`` (one line) if it is unreadable, not JSON or not an
+    object."""
+    return read_json(path, SAVE_AGAIN)
 
 
 def _class_name(config: dict) -> str | None:

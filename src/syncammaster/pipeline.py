@@ -4,13 +4,15 @@ Wan2.1's text-to-video pipeline (diffusers' ``WanPipeline``: UMT5 prompt encodin
 matching) with the SynCamMaster transformer, whose multi-view synchronization module makes the V videos agree.
 Sampling defaults reproduce the released SynCamMaster inference: Euler flow matching, 50 steps, sigma shift 5,
 classifier-free guidance 5.0, Wan's negative prompt, 512 text tokens.
+
+One file, as diffusers keeps a pipeline: ``__call__`` reads top to bottom in numbered steps, with the checks, the
+loaders and the reference-video handling it calls beside it.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,9 +30,11 @@ from diffusers.utils.torch_utils import get_module_execution_device, randn_tenso
 from diffusers.video_processor import VideoProcessor
 from safetensors import SafetensorError
 
-from .cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM, CameraRig, Intrinsics
+from .camera_conventions import SYNCAMVIDEO_FOCAL_PER_SIDE, Intrinsics
+from .cameras import CameraRig
 from .encoding import decode_latents, encode_videos, resize_and_crop
 from .hub import WAN_FILES, WAN_FILES_WITHOUT_TRANSFORMER, resolve_file, resolve_folder
+from .jsonfile import read_json
 from .model_files import (
     RELEASE_HEIGHT,
     RELEASE_NUM_FRAMES,
@@ -64,8 +68,6 @@ RELEASE_GUIDANCE_SCALE = 5.0
 SAMPLE_SHIFT = 5.0
 # How the reference view of novel-view synthesis enters the denoising (see ``SynCamMasterPipeline.__call__``).
 REFERENCE_MODES = ("clean", "renoise")
-# SynCamVideo renders: 24 mm lens on a 23.76 mm square sensor; the training crop keeps the long side's field of view.
-SYNCAMVIDEO_FOCAL_PER_SIDE = SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
 
 
 def use_channels_last_3d(module: torch.nn.Module) -> None:
@@ -201,7 +203,7 @@ class SynCamMasterPipeline(WanPipeline):
             checkpoint = check_checkpoint_file(resolve_file(checkpoint, revision))
             # The Wan folder's transformer config names the head count; otherwise it is inferred (width / 128).
             config_file = wan_folder / "transformer" / "config.json"
-            heads = json.loads(config_file.read_text()).get("num_attention_heads") if config_file.is_file() else None
+            heads = read_json(config_file, SAVE_AGAIN).get("num_attention_heads") if config_file.is_file() else None
             transformer = SynCamMasterTransformer3DModel.from_official_checkpoint(
                 checkpoint, torch_dtype=torch_dtype, num_attention_heads=heads
             )

@@ -4,7 +4,7 @@ intrinsics, prompt.
 ```
 scene/
   videos/cam01.mp4 ... camNN.mp4      one H.264 video per camera, same length and size
-  cameras/camera_extrinsics.json      Unreal matrices (see syncammaster.cameras)
+  cameras/camera_extrinsics.json      Unreal matrices (see syncammaster.camera_conventions)
   cameras/intrinsics.json             optional pixel intrinsics of the stored videos
   prompt.txt                          optional caption
   grid.mp4                            optional side-by-side preview of all views

@@ -3,7 +3,7 @@
 - :class:`SceneIndex` scans a dataset root once; bad files are skipped with one counted warning (or fail with
   ``strict=True``).
 - :func:`view_groups` / :func:`write_sample_list`: which cameras of a scene are trained together.
-- :func:`cache_dataset` encodes every video (VAE) and caption (UMT5) once into a cache folder.
+- :func:`cache_dataset` encodes every video (VAE) and caption (UMT5) once into a latent cache folder.
 - :class:`LatentViewDataset` serves groups of V cached views with their caption and camera embedding.
 """
 

@@ -23,16 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from ..cameras import CameraRig
 from ..encoding import pad_prompt_embeds
-from .cache import (
+from .cache_files import (
     CACHE_INDEX_FILE,
-    LATENTS_KEY,
-    PROMPT_EMBEDS_KEY,
     latents_file,
     read_cache_config,
+    read_latents,
+    read_prompt_embeds,
     text_file,
 )
 from .index import DatasetError, DataWarning, IndexedScene, SceneIndex
@@ -57,7 +56,7 @@ class LatentViewDataset(torch.utils.data.Dataset):
 
     Args:
         index: the scenes the cache was made from (e.g. ``SceneIndex.load(CACHE / "scene_index.json")``).
-        cache_dir: a cache written by ``cache_dataset``; its config gives the number of video frames.
+        cache_dir: a latent cache written by ``cache_dataset``; its config gives the number of video frames.
         num_views: V, views per item (1: single-view clips).
         max_az, max_el: pairwise azimuth / elevation limits of a group, degrees, exclusive (release: 30, 15).
         max_sequence_length: caption tokens after padding; must be the cache's.
@@ -171,8 +170,8 @@ class LatentViewDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         scene, views = self.group(i)
         try:
-            latents = [load_file(latents_file(self.cache_dir, scene.name, view))[LATENTS_KEY] for view in views]
-            prompt_embeds = load_file(text_file(self.cache_dir, scene.name))[PROMPT_EMBEDS_KEY]  # (L_valid, D)
+            latents = [read_latents(self.cache_dir, scene.name, view) for view in views]  # V x (C, F, h, w)
+            prompt_embeds = read_prompt_embeds(self.cache_dir, scene.name)  # (L_valid, D)
         except (OSError, SafetensorError, KeyError) as e:
             raise DatasetError(f"cannot read the cache of scene {scene.name} in {self.cache_dir}: {e}") from None
         rig = scene.rig.select(list(views))

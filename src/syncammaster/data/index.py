@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_atomically
 from ..cameras import CameraError, CameraRig, Intrinsics
+from ..jsonfile import read_json
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, video_file
 from ..video import FrameCount, VideoError, count_frames
 
@@ -428,12 +429,7 @@ class SceneIndex:
     def load(cls, path: str | Path) -> SceneIndex:
         """Read an index written by :meth:`save` (no file of the dataset is read again)."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise DatasetError(f"cannot read scene index {path}: {e.strerror or e}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DatasetError(f"scene index {path} is not valid JSON ({e}); build it again") from None
+        data = read_json(path, "build it again", what="scene index", expect=None)
         if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or data.get("version") != INDEX_VERSION:
             raise DatasetError(f"{path} is not a version-{INDEX_VERSION} scene index; build it again")
         try:

@@ -12,6 +12,8 @@ Notation: B prompts, V views, F latent frames, H x W tokens per frame after the 
 width. Hidden states are ``(B*V, F*H*W, D)`` with views folded into the batch, view-major (index = b * V + v). The
 MVS attention regroups them to ``(B*F, V*H*W, D)``: the tokens of one time step across all views of one prompt.
 Its RoPE runs over (view, h, w), with the view index taking the place of the frame index.
+
+One file per model family, as diffusers keeps its models: the block, the model and the released-checkpoint loader.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from diffusers.models.transformers.transformer_wan import (
     WanAttnProcessor,
     WanTransformer3DModel,
     WanTransformerBlock,
-    _get_qkv_projections,
 )
 from diffusers.utils import apply_lora_scale
 
@@ -217,6 +218,17 @@ class SynCamMasterTransformerBlock(WanTransformerBlock):
         return (hidden_states.float() + ff_output.float() * c_gate_msa).type_as(hidden_states)
 
 
+def self_attention_projections(
+    attn: WanAttention, hidden_states: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query, key and value of a self-attention layer, each (..., D): its fused q/k/v linear after
+    ``fuse_projections()``, else the three linears, as ``WanAttnProcessor`` computes them."""
+    if attn.fused_projections:
+        query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+        return query, key, value
+    return attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+
+
 def split_view_attention(
     attn: WanAttention,
     hidden_states: torch.Tensor,
@@ -238,7 +250,7 @@ def split_view_attention(
     Returns:
         (B*F, V*H*W, D), the attention output of the local views' tokens.
     """
-    query, key, value = _get_qkv_projections(attn, hidden_states, None)  # 3 x (B*F, V*H*W, D)
+    query, key, value = self_attention_projections(attn, hidden_states)  # 3 x (B*F, V*H*W, D)
     query, key = attn.norm_q(query), attn.norm_k(key)
     query, key, value = (t.unflatten(2, (attn.heads, -1)) for t in (query, key, value))  # (B*F, V*H*W, heads, hd)
     local = slice(view_split.start * tokens_per_view, view_split.stop * tokens_per_view)

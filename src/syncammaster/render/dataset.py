@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from ..atomic import write_atomically
 from ..cameras import CameraRig, Intrinsics
+from ..checks import is_int
+from ..jsonfile import JSONFileError, read_json
 from ..scene import EXTRINSICS_FILE, INTRINSICS_FILE, PROMPT_FILE, Scene, video_file
 from .raycast import render_views
 from .rig import LOOK_AT, place_rig, sample_cameras
@@ -68,29 +70,25 @@ def scene_dir_name(index: int) -> str:
     return f"scene{index:04d}"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def check_settings(num_scenes: int, num_views: int, num_frames: int, size: int, seed: int, workers: int) -> None:
     """Raise ValueError (one line: the bad value and a fix) unless the settings can be rendered."""
-    if not _is_int(num_scenes) or num_scenes < 1:
+    if not is_int(num_scenes) or num_scenes < 1:
         raise ValueError(f"the number of scenes must be a positive integer, got {num_scenes!r}")
-    if not _is_int(num_views) or num_views < 1:
+    if not is_int(num_views) or num_views < 1:
         raise ValueError(f"the number of cameras must be a positive integer, got {num_views!r}; a scene needs one")
-    if not _is_int(num_frames) or num_frames < 1 or (num_frames - 1) % FRAME_STRIDE:
-        lower = max(1, (int(num_frames) - 1) // FRAME_STRIDE * FRAME_STRIDE + 1) if _is_int(num_frames) else 1
+    if not is_int(num_frames) or num_frames < 1 or (num_frames - 1) % FRAME_STRIDE:
+        lower = max(1, (int(num_frames) - 1) // FRAME_STRIDE * FRAME_STRIDE + 1) if is_int(num_frames) else 1
         raise ValueError(
             f"the number of frames must be 4k+1 (1, 5, 9, 13, 17, ..., 81), got {num_frames!r}; "
             f"use {lower if lower == num_frames else f'{lower} or {lower + FRAME_STRIDE}'}"
         )
-    if not _is_int(size) or size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
-        lower = max(SIZE_MULTIPLE, int(size) // SIZE_MULTIPLE * SIZE_MULTIPLE) if _is_int(size) else SIZE_MULTIPLE
+    if not is_int(size) or size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
+        lower = max(SIZE_MULTIPLE, int(size) // SIZE_MULTIPLE * SIZE_MULTIPLE) if is_int(size) else SIZE_MULTIPLE
         options = f"{lower}" if lower >= size else f"{lower} or {lower + SIZE_MULTIPLE}"
         raise ValueError(f"the image size must be a positive multiple of 16, got {size!r}; use {options}")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"the seed must be a non-negative integer, got {seed!r}")
-    if not _is_int(workers) or workers < 1:
+    if not is_int(workers) or workers < 1:
         raise ValueError(f"the number of workers must be a positive integer, got {workers!r}")
 
 
@@ -176,9 +174,9 @@ def _plan(out: Path, num_scenes: int, num_views: int, num_frames: int, size: int
         marker = scene_dir / RENDER_FILE
         if marker.is_file():
             try:
-                found = json.loads(marker.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                found = None
+                found = read_json(marker, "render it again", expect=None)
+            except JSONFileError:
+                found = None  # an unreadable record: the scene counts as rendered with other settings
             if found != settings:
                 raise ValueError(
                     f"{scene_dir} was rendered with other settings ({marker}); use the same settings to resume "

@@ -16,6 +16,9 @@ dark speckles and light highlights at random places), evaluated in each surface'
 objects, so the texture moves with them): SIFT finds true correspondences between views in them. A layer whose cells
 get smaller than ~2 output pixels fades to its mean (a cheap level of detail), so distant texture does not alias into
 noise.
+
+One file: intersections, shadows, shading and textures share one vectorised layout of the rays (every pixel of every
+frame at once).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Cameras are built the way Unreal Engine describes them (rows forward, right, up, location in cm; world axes X forward,
 Y right, Z up) and converted once with :func:`syncammaster.cameras.ue_to_opencv_c2w`, so the rig that renders a scene
-is exactly the rig its ``camera_extrinsics.json`` reads back as. Conventions: :mod:`syncammaster.cameras`.
+is exactly the rig its ``camera_extrinsics.json`` reads back as. Conventions: :mod:`syncammaster.camera_conventions`.
 """
 
 from __future__ import annotations

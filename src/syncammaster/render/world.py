@@ -10,6 +10,9 @@ scene centre is the origin. A scene has a *front*: the view of a camera looking 
 the cameras around that front. A yaw rotation by +angle turns +X toward +Y, which is clockwise seen from above.
 
 Motions are laid out over the whole clip whatever its length: frame t of T is at clip time s = t / (T - 1) in [0, 1].
+
+One file: objects, motions, floor, background and caption are sampled together from one seed, so that a caption
+always names what the scene holds.
 """
 
 from __future__ import annotations

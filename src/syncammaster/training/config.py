@@ -70,7 +70,7 @@ class VAEConfig:
     clip_frames: int = 5  # 4k+1 frames per training clip
     image_frames: int = 0  # frames of each clip also trained as still images (how the VAE codes frame 0)
     init_from: str | None = None  # continue from this VAE folder instead of a fresh one
-    train_encoder: bool = True  # False: fine-tune the decoder only, so latents (and caches, models on them) stay valid
+    train_encoder: bool = True  # False: fine-tune the decoder only, so latents (a latent cache, models) stay valid
 
 
 @dataclass
@@ -91,7 +91,7 @@ class TrainConfig:
     data_root: str  # a SynCamVideo-layout root (metadata.csv, train/<subset>/<scene>/...)
     output_dir: str  # checkpoints/, metrics.csv and the exported folder
     components: str | None = None  # folder with tokenizer/, text_encoder/, vae/ (written by stages text and vae)
-    cache_dir: str | None = None  # latent / text-embedding cache (stages base and sync); default: output_dir/cache
+    cache_dir: str | None = None  # the latent cache (stages base and sync); default: output_dir/cache
     # Stage sync: folder of the trained base transformer (or a Wan diffusers folder), or of a SynCamMaster model
     # (pipeline or transformer), whose multi-view module is then fine-tuned instead of started from zero.
     base_model: str | None = None
@@ -104,8 +104,9 @@ class TrainConfig:
     height: int = 480
     width: int = 832
     max_sequence_length: int = 512
-    # Videos the VAE encodes together when stages base and sync fill the cache. On a CPU 2-4 is several times
-    # faster per video than 1 (torch sends a batch of one small video to a slow generic 3-D convolution).
+    # Videos the VAE encodes together when stages base and sync fill the latent cache. On a CPU 2-4 are faster per
+    # video than 1 (torch sends a batch of one small video to a slow generic 3-D convolution; benchmarks/RESULTS.md,
+    # "Speed and memory", table 6).
     cache_batch_size: int = 1
     # Optimisation (the release: AdamW, lr 1e-4 in its training command, batch 1 per GPU, 20k steps)
     learning_rate: float = 1e-4
@@ -128,8 +129,8 @@ class TrainConfig:
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
     bf16_timesteps: bool = True  # the release fed timesteps in bf16; keep for parity when fine-tuning its weights
     gradient_checkpointing: bool = True
-    # torch.compile the transformer (stages base and sync). On a 2-core CPU the small base model's step is 10-14%
-    # faster after under a minute of compiling (benchmarks/speed.py, table 7); a CPU needs a C++ compiler for it.
+    # torch.compile the transformer (stages base and sync): a faster step after a minute or so of compiling
+    # (benchmarks/RESULTS.md, "Speed and memory", table 7); a CPU needs a C++ compiler for it.
     compile: bool = False
     # Hardware
     precision: str = "auto"  # "auto": bf16-mixed on GPU, 32-true on CPU

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import save_atomically
-from ..cameras import SYNCAMVIDEO_FOCAL_MM, SYNCAMVIDEO_SENSOR_MM
+from ..camera_conventions import SYNCAMVIDEO_FOCAL_PER_SIDE
 from ..model_files import check_components, read_json_object
 from ..ranks import on_global_zero
 from .config import TrainConfig
@@ -152,7 +152,8 @@ def _latent_dataset(config: TrainConfig, index, num_views: int, components):
     from ..data import LatentViewDataset, cache_dataset
 
     tokenizer, text_encoder, vae = components
-    # On several devices every process encodes its share of what is missing, and all wait until the cache is whole.
+    # On several devices every process encodes its share of what is missing, and all wait until the latent cache is
+    # whole.
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
                   height=config.height, width=config.width, max_sequence_length=config.max_sequence_length,
                   batch_size=config.cache_batch_size, use_lightning=_world_size(config) > 1, devices=config.devices)
@@ -295,7 +296,7 @@ def data_focal_per_side(index) -> float:
     """fx / max(W, H) of the training data (its intrinsics.json), or SynCamVideo's 24 / 23.76 when it has none."""
     intrinsics = next((scene.intrinsics for scene in index if scene.intrinsics is not None), None)
     if intrinsics is None:
-        return SYNCAMVIDEO_FOCAL_MM / SYNCAMVIDEO_SENSOR_MM
+        return SYNCAMVIDEO_FOCAL_PER_SIDE
     return intrinsics.fx / max(intrinsics.width, intrinsics.height)
 
 

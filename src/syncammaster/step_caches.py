@@ -1,23 +1,24 @@
-"""Step-skipping caches for SynCamMaster sampling: diffusers' own cache hooks, named for the command line.
+"""Step caches for SynCamMaster sampling (``generate --cache``): diffusers' own cache hooks, named for the command line.
 
-diffusers' caches reuse work between neighbouring denoising steps: First Block Cache skips every block after the
-first when the first block's residual barely changed since the last full step; TaylorSeer runs the model fully every
-few steps and extrapolates the outputs of its layers in between; TaylorSeer-Lite extrapolates the model's output
-alone, so the steps in between skip the blocks whole; Pyramid Attention Broadcast reuses the output of an
-attention layer for a few steps; FasterCache does the same and also approximates the unconditional branch of
+A step cache reuses work between neighbouring denoising steps of one sampling call; it is not the latent cache
+(``syncammaster cache``, ``syncammaster.data``), which stores encoded training data. First Block Cache skips every
+block after the first when the first block's residual barely changed since the last full step; TaylorSeer runs the
+model fully every few steps and extrapolates the outputs of its layers in between; TaylorSeer-Lite extrapolates the
+model's output alone, so the steps in between skip the blocks whole; Pyramid Attention Broadcast reuses the output of
+an attention layer for a few steps; FasterCache does the same and also approximates the unconditional branch of
 classifier-free guidance from the conditional one. The hooks come from ``diffusers.hooks`` unchanged;
 ``SynCamMasterTransformerBlock`` is registered with diffusers' block registry where the model is defined.
 
 The defaults below (TaylorSeer-Lite: the first 6 steps, then every 8th, run fully; TaylorSeer every 3 steps; First
-Block Cache at 0.1) were chosen by ``benchmarks/cache.py`` on the shipped model at the default generate: the work each
-skips, its speed and its PSNR to the uncached videos are in benchmarks/RESULTS.md, section "Caches". TaylorSeer-Lite
-is the recommended one: TaylorSeer's steps in between still run what it does not extrapolate (norms, modulation, the
-multi-view regrouping), which costs a small model a large share of a step.
+Block Cache at 0.1) were chosen by ``benchmarks/step_caches.py`` on the shipped model at the default generate: the
+work each skips, its speed and its PSNR to the uncached videos are in benchmarks/RESULTS.md, section "Step caches".
+TaylorSeer-Lite is the recommended one: TaylorSeer's steps in between still run what it does not extrapolate (norms,
+modulation, the multi-view regrouping), which costs a small model a large share of a step.
 
-``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``cache_config`` builds one
-from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line (``CacheMethod.knob``
-says what it means). This module imports torch and diffusers only when a config is built, so the command line can
-list the methods cheaply.
+``SynCamMasterTransformer3DModel.enable_cache`` takes any of diffusers' cache configs; ``step_cache_config`` builds
+one from a command-line name. Each method has one knob, ``--cache-threshold`` on the command line
+(``StepCacheMethod.knob`` says what it means). This module imports torch and diffusers only when a config is built,
+so the command line can list the methods cheaply.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ SELF_ATTENTION_LAYERS = (r"blocks\.\d+\.attn1$", r"blocks\.\d+\.mvs_attn$")
 # Layers whose outputs TaylorSeer extrapolates: every attention and feed-forward output of every block.
 TAYLORSEER_LAYERS = [r"blocks\.\d+\.(attn1|mvs_attn|attn2|ffn)"]
 # TaylorSeer-Lite runs this many first steps fully: the early steps set the scene's layout, and extrapolating from
-# them costs more fidelity than the same number of full steps spent later (RESULTS.md, "Caches").
+# them costs more fidelity than the same number of full steps spent later (RESULTS.md, "Step caches").
 TAYLORSEER_LITE_FULL_FIRST_STEPS = 6
 
 
 @dataclass(frozen=True)
-class CacheMethod:
-    """One cache as the command line offers it: what its knob means, the knob's default, how to build the config."""
+class StepCacheMethod:
+    """One step cache as the command line offers it: what its knob means, its default, how to build the config."""
 
     summary: str
     knob: str
@@ -115,33 +116,33 @@ def _faster(skip_range: float, current_timestep: Callable[[], float]):
     )
 
 
-CACHE_METHODS: dict[str, CacheMethod] = {
-    "first-block": CacheMethod(
+STEP_CACHE_METHODS: dict[str, StepCacheMethod] = {
+    "first-block": StepCacheMethod(
         "skip all blocks after the first while its residual changes little (First Block Cache)",
         "relative change of the first block's residual below which the rest is reused",
         0.1,
         _first_block,
     ),
-    "taylorseer": CacheMethod(
+    "taylorseer": StepCacheMethod(
         "run fully every N steps, extrapolate each layer's output in between (TaylorSeer, first order)",
         "steps between full computations",
         3,
         _taylorseer,
     ),
-    "taylorseer-lite": CacheMethod(
+    "taylorseer-lite": StepCacheMethod(
         f"run the first {TAYLORSEER_LITE_FULL_FIRST_STEPS} steps and then every N-th fully, extrapolate the model's "
         "output in between, skipping the blocks whole (TaylorSeer-Lite, first order)",
         "steps between full computations",
         8,
         _taylorseer_lite,
     ),
-    "pyramid-attention": CacheMethod(
+    "pyramid-attention": StepCacheMethod(
         "reuse self- and multi-view attention outputs for N steps at mid-range timesteps (Pyramid Attention Broadcast)",
         "steps an attention output is reused",
         2,
         _pyramid_attention,
     ),
-    "faster": CacheMethod(
+    "faster": StepCacheMethod(
         "reuse attention outputs and approximate the unconditional branch from the conditional one (FasterCache)",
         "steps an attention output is reused",
         2,
@@ -150,15 +151,16 @@ CACHE_METHODS: dict[str, CacheMethod] = {
 }
 
 
-def cache_config(name: str, threshold: float | None, current_timestep: Callable[[], float]):
-    """diffusers' config for the cache ``name`` (a key of ``CACHE_METHODS``), for ``transformer.enable_cache``.
+def step_cache_config(name: str, threshold: float | None, current_timestep: Callable[[], float]):
+    """diffusers' config for the step cache ``name`` (a key of ``STEP_CACHE_METHODS``), for
+    ``transformer.enable_cache``.
 
-    ``threshold`` is the method's knob (``CACHE_METHODS[name].knob``), ``None`` for its default;
+    ``threshold`` is the method's knob (``STEP_CACHE_METHODS[name].knob``), ``None`` for its default;
     ``current_timestep`` returns the timestep of the forward running now (``transformer.current_timestep``).
     """
-    if name not in CACHE_METHODS:
-        raise ValueError(f"unknown cache {name!r}; choose one of {', '.join(CACHE_METHODS)}")
-    method = CACHE_METHODS[name]
+    if name not in STEP_CACHE_METHODS:
+        raise ValueError(f"unknown cache {name!r}; choose one of {', '.join(STEP_CACHE_METHODS)}")
+    method = STEP_CACHE_METHODS[name]
     value = method.default if threshold is None else float(threshold)
     if not value > 0:
         raise ValueError(f"--cache-threshold must be > 0, got {value:g}")

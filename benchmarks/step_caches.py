@@ -1,8 +1,8 @@
-"""Step-skipping caches (``generate --cache``), CPU decoding layout and ``--help`` start-up, measured side by side.
+"""Step caches (``generate --cache``), CPU decoding layout and ``--help`` start-up, measured side by side.
 
 Run from the repository root:
 
-    python benchmarks/cache.py [--quick] [--threads N] [--tables shipped big vae lite help ...]
+    python benchmarks/step_caches.py [--quick] [--threads N] [--tables shipped big vae lite help ...]
 
 Tables (each setting run once, one after another in this process; timings on a shared machine are noisy, so the
 uncached row is run first and again last, and ratios are taken against the first):
@@ -26,7 +26,7 @@ uncached row is run first and again last, and ratios are taken against the first
   channels-last ones (what ``decode_latents`` uses on a CPU), alternating, median of the repeats; max abs difference.
 - lite: TaylorSeer-Lite schedules on the shipped model's default generate (as in "shipped"): for each pair
   (full first steps, interval) of ``--schedules``, the full steps of the 50, the denoising's CPU speedup and the PSNR
-  to the uncached videos; how ``taylorseer-lite``'s schedule (``caching.TAYLORSEER_LITE_FULL_FIRST_STEPS``, its
+  to the uncached videos; how ``taylorseer-lite``'s schedule (``step_caches.TAYLORSEER_LITE_FULL_FIRST_STEPS``, its
   default interval) was chosen.
 - help: ``syncammaster --help`` wall time in a fresh process (median of 5), against a process that only imports what
   the argument declarations used to import (torch, diffusers and the pipeline module).
@@ -37,11 +37,8 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +46,11 @@ import torch
 
 from syncammaster import CameraRig, SynCamMasterPipeline
 from syncammaster.app import default_model_dir, generated_scene
-from syncammaster.caching import CACHE_METHODS, cache_config
 from syncammaster.evaluate import evaluate_scene
 from syncammaster.pipeline import use_channels_last_3d
+from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
+
+from harness import Stopwatch, load_average, machine_line, markdown_table, median_seconds, run_timed
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "A large red sphere bounces near a small blue cube, on a grey stone floor under a clear sky."
@@ -118,11 +117,11 @@ def run_settings(pipe, settings, call_kwargs, decode, score):
     results = []
     for name, knob in settings:
         if name is not None:
-            transformer.enable_cache(cache_config(name, knob, lambda: transformer.current_timestep))
+            transformer.enable_cache(step_cache_config(name, knob, lambda: transformer.current_timestep))
         counter.reset()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        latents = pipe(**call_kwargs, output_type="latent").videos
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+        with Stopwatch() as clock:
+            latents = pipe(**call_kwargs, output_type="latent").videos
+        seconds, cpu_seconds = clock.wall, clock.cpu
         work = dict(counter.rows)
         if name is not None:
             transformer.disable_cache()
@@ -135,14 +134,11 @@ def run_settings(pipe, settings, call_kwargs, decode, score):
 
 def print_table(results, decode_seconds, peak, consistency: bool) -> None:
     base = results[0]
-    header = ("| cache | denoise s | denoise CPU s | call s | speedup | CPU speedup | FFN run % | attention run % "
-              "| PSNR dB |")
-    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    header = ["cache", "denoise s", "denoise CPU s", "call s", "speedup", "CPU speedup", "FFN run %", "attention run %",
+              "PSNR dB"]
     if consistency:
-        header += " matches/frame | epipolar px | sync corr |"
-        rule += " ---: | ---: | ---: |"
-    print(header)
-    print(rule)
+        header += ["matches/frame", "epipolar px", "sync corr"]
+    rows = [header]
     for row in results:
         call = row["seconds"] + decode_seconds
         speedup = (base["seconds"] + decode_seconds) / call
@@ -150,12 +146,13 @@ def print_table(results, decode_seconds, peak, consistency: bool) -> None:
         attention = 100 * row["work"]["attention"] / base["work"]["attention"]
         quality = psnr(row["output"], base["output"], peak)
         cpu_speedup = base["cpu_seconds"] / row["cpu_seconds"]
-        line = (f"| {row['setting']} | {row['seconds']:.1f} | {row['cpu_seconds']:.1f} | {call:.1f} | {speedup:.2f} | "
-                f"{cpu_speedup:.2f} | {ffn:.0f} | {attention:.0f} | {quality:.1f} |")
+        line = [row["setting"], f"{row['seconds']:.1f}", f"{row['cpu_seconds']:.1f}", f"{call:.1f}", f"{speedup:.2f}",
+                f"{cpu_speedup:.2f}", f"{ffn:.0f}", f"{attention:.0f}", f"{quality:.1f}"]
         if consistency:
             s = row["scores"]
-            line += f" {s['matches']:.1f} | {s['epipolar']:.2f} | {s['sync']:.3f} |"
-        print(line)
+            line += [f"{s['matches']:.1f}", f"{s['epipolar']:.2f}", f"{s['sync']:.3f}"]
+        rows.append(line)
+    print(markdown_table(rows))
 
 
 def table_shipped(args) -> None:
@@ -167,10 +164,9 @@ def table_shipped(args) -> None:
     decode_seconds = []
 
     def decode(latents):
-        start = time.perf_counter()
-        with torch.no_grad():
+        with Stopwatch() as clock, torch.no_grad():
             frames = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
-        decode_seconds.append(time.perf_counter() - start)
+        decode_seconds.append(clock.wall)
         return (frames * 255).round().clip(0, 255).astype(np.uint8)  # (V, T, H, W, 3)
 
     def score(videos):
@@ -237,34 +233,29 @@ def table_vae(args) -> None:
     with torch.no_grad():
         for _ in range(2 if args.quick else 4):
             for name, vae in (("contiguous", contiguous), ("channels_last_3d", channels_last)):
-                start = time.perf_counter()
-                outputs[name] = vae.decode(latents, return_dict=False)[0]
-                times[name].append(time.perf_counter() - start)
+                with Stopwatch() as clock:
+                    outputs[name] = vae.decode(latents, return_dict=False)[0]
+                times[name].append(clock.wall)
     first, second = (statistics.median(times[name][1:]) for name in times)  # the first repeat warms up
     difference = (outputs["contiguous"] - outputs["channels_last_3d"]).abs().max().item()
     print("\n## VAE decoding of the default generate's 4 videos (4 x 17 frames, 128x128)\n")
-    print("| weights | median s | speedup | max abs diff |")
-    print("| --- | ---: | ---: | ---: |")
-    print(f"| contiguous | {first:.2f} | 1.00 | |")
-    print(f"| channels_last_3d | {second:.2f} | {first / second:.2f} | {difference:.1e} |")
+    print(markdown_table([["weights", "median s", "speedup", "max abs diff"],
+                          ["contiguous", f"{first:.2f}", "1.00", ""],
+                          ["channels_last_3d", f"{second:.2f}", f"{first / second:.2f}", f"{difference:.1e}"]]))
 
 
 def table_help(args) -> None:
-    def median_seconds(command) -> float:
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            subprocess.run(command, capture_output=True, check=True, cwd=ROOT)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    def process_seconds(command) -> float:
+        return median_seconds(lambda: run_timed(command, cwd=ROOT), warmup=0, repeats=5)
 
-    help_seconds = median_seconds([sys.executable, "-m", "syncammaster.cli", "--help"])
-    heavy = median_seconds([sys.executable, "-c", "import torch, diffusers, syncammaster.pipeline"])
+    help_seconds = process_seconds([sys.executable, "-m", "syncammaster.cli", "--help"])
+    heavy = process_seconds([sys.executable, "-c", "import torch, diffusers, syncammaster.pipeline"])
     print("\n## start-up\n")
-    print("| process | median s |")
-    print("| --- | ---: |")
-    print(f"| syncammaster --help | {help_seconds:.2f} |")
-    print(f"| import torch, diffusers, syncammaster.pipeline (what --help used to load) | {heavy:.2f} |")
+    print(markdown_table([
+        ["process", "median s"],
+        ["syncammaster --help", f"{help_seconds:.2f}"],
+        ["import torch, diffusers, syncammaster.pipeline (what --help used to load)", f"{heavy:.2f}"],
+    ]))
 
 
 def table_lite(args) -> None:
@@ -277,27 +268,27 @@ def table_lite(args) -> None:
     def run(config):
         if config is not None:
             pipe.transformer.enable_cache(config)
-        start = time.process_time()
-        latents = pipe(**call_kwargs, output_type="latent").videos
-        cpu_seconds = time.process_time() - start
+        with Stopwatch() as clock:
+            latents = pipe(**call_kwargs, output_type="latent").videos
         if config is not None:
             pipe.transformer.disable_cache()
         with torch.no_grad():
             frames = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
-        return cpu_seconds, (frames * 255).round().clip(0, 255).astype(np.uint8)
+        return clock.cpu, (frames * 255).round().clip(0, 255).astype(np.uint8)
 
     base_seconds, base = run(None)
     print("\n## TaylorSeer-Lite schedules, shipped model, default generate\n")
-    print("| full first steps | then every | full steps of 50 | CPU speedup | PSNR dB |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    rows = [["full first steps", "then every", "full steps of 50", "CPU speedup", "PSNR dB"]]
     for text in args.schedules:
         first, interval = (int(x) for x in text.split(":"))
         full = first + sum(1 for step in range(first, 50) if (step - first - 1) % interval == 0)
         seconds, videos = run(TaylorSeerCacheConfig(cache_interval=interval, disable_cache_before_step=first,
                                                     max_order=1, taylor_factors_dtype=torch.float32,
                                                     use_lite_mode=True))
-        print(f"| {first} | {interval} | {full} | {base_seconds / seconds:.2f} | {psnr(videos, base, 255.0):.1f} |",
-              flush=True)
+        rows.append([str(first), str(interval), str(full), f"{base_seconds / seconds:.2f}",
+                     f"{psnr(videos, base, 255.0):.1f}"])
+        print(f"  {first}:{interval} done", flush=True)
+    print(markdown_table(rows))
 
 
 TABLES = {"shipped": table_shipped, "big": table_big, "vae": table_vae, "lite": table_lite, "help": table_help}
@@ -317,10 +308,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"{os.uname().nodename}: {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-          f"threads, load average {os.getloadavg()[0]:.1f}; cache methods: {', '.join(CACHE_METHODS)}")
+    print(f"{machine_line()}; step caches: {', '.join(STEP_CACHE_METHODS)}")
     for name in args.tables:
         TABLES[name](args)
+    print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ import torch
 from diffusers.hooks import FirstBlockCacheConfig
 
 from syncammaster import CameraRig
-from syncammaster.caching import CACHE_METHODS, cache_config
 from syncammaster.cli import main
+from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
 
 from tiny import CAPTIONS
 
@@ -43,11 +43,11 @@ def uncached(pipe, work):
     return sample(pipe, work)
 
 
-@pytest.mark.parametrize("name", list(CACHE_METHODS))
+@pytest.mark.parametrize("name", list(STEP_CACHE_METHODS))
 def test_cache_skips_work_and_stays_close(pipe, work, uncached, name):
     reference, full_work = uncached
     transformer = pipe.transformer
-    transformer.enable_cache(cache_config(name, None, lambda: transformer.current_timestep))
+    transformer.enable_cache(step_cache_config(name, None, lambda: transformer.current_timestep))
     try:
         cached, cached_work = sample(pipe, work)
         again, _ = sample(pipe, work)
@@ -57,7 +57,7 @@ def test_cache_skips_work_and_stays_close(pipe, work, uncached, name):
     assert sum(cached_work.values()) < sum(full_work.values())  # fewer attention / FFN rows really ran
     relative_error = ((cached - reference).norm() / reference.norm()).item()
     # TaylorSeer-Lite extrapolates the whole model's output, not each layer's: cruder on this tiny random model
-    # (the shipped model's videos: RESULTS.md, "Caches").
+    # (the shipped model's videos: RESULTS.md, "Step caches").
     assert 0 < relative_error < (0.05 if name == "taylorseer-lite" else 0.02)
     torch.testing.assert_close(again, cached, rtol=0, atol=1e-5)  # the cache state does not leak between calls
     after, after_work = sample(pipe, work)
@@ -83,7 +83,7 @@ def test_diffusers_config_directly_and_a_cache_at_a_time(pipe, work, uncached):
 def test_cache_during_the_call_reads_the_timestep(pipe, work):
     transformer = pipe.transformer
     seen = []
-    transformer.enable_cache(cache_config("pyramid-attention", None, lambda: transformer.current_timestep))
+    transformer.enable_cache(step_cache_config("pyramid-attention", None, lambda: transformer.current_timestep))
     try:
         sample(pipe, work, callback_on_step_end=lambda p, step, t, k: seen.append((transformer.current_timestep, t)))
     finally:
@@ -103,7 +103,7 @@ def test_cache_during_the_call_reads_the_timestep(pipe, work):
 )
 def test_bad_cache_settings(name, threshold, message):
     with pytest.raises(ValueError, match=message):
-        cache_config(name, threshold, lambda: 0.0)
+        step_cache_config(name, threshold, lambda: 0.0)
 
 
 def test_cli_cache(pipe, tmp_path, capsys):
@@ -146,7 +146,7 @@ def test_diffusers_timestep_callback_reads_the_pipeline(pipe, work, uncached):
     transformer = pipe.transformer
     results = []
     for current in (lambda: pipe.current_timestep, lambda: transformer.current_timestep):
-        transformer.enable_cache(cache_config("pyramid-attention", None, current))
+        transformer.enable_cache(step_cache_config("pyramid-attention", None, current))
         try:
             results.append(sample(pipe, work))
         finally:
