@@ -227,7 +227,7 @@ def compile_worker(compiled: bool, scenes: int, out: str) -> None:
     import numpy as np
 
     from syncammaster.cameras import CameraRig
-    from syncammaster.cli import default_model_dir
+    from syncammaster.app import default_model_dir
     from syncammaster.pipeline import load_model_folder
 
     pipe = load_model_folder(default_model_dir())

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from syncammaster.cameras import CameraRig
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render.dataset import SCENES_DIR, render_dataset

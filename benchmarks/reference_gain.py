@@ -31,7 +31,7 @@ import torch
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_wan import _get_qkv_projections
 
-from syncammaster.cli import default_model_dir
+from syncammaster.app import default_model_dir
 from syncammaster.data import LatentViewDataset, collate_views
 from syncammaster.data.cache import read_cache_config
 from syncammaster.evaluate.report import text_table

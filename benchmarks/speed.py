@@ -78,7 +78,7 @@ from syncammaster.app import default_model_dir
 TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 MIB = 1024**2
 
-# The defaults of `syncammaster generate` (src/syncammaster/cli.py).
+# The defaults of `syncammaster generate` (src/syncammaster/cli/generate.py).
 GENERATE_VIEWS = 4
 GENERATE_FRAMES = 17
 GENERATE_SIZE = 128  # pixels, height and width
