@@ -9,11 +9,12 @@ Tables (timings on a shared machine depend on its load: the load average is prin
 are given beside wall seconds, and the settings compared in one table run in turn, A B A B ...):
 
 - phases: one ``generate`` with the shipped model and the default flags (and with ``--cache taylorseer-lite``), in
-  a fresh process per repeat, cut into its phases the way ``cmd_generate`` runs them: the interpreter's start (timed as
-  ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports: torch, diffusers,
-  transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the conversion to
-  8-bit frames), the rig plot (matplotlib included) and writing the scene folder (4 H.264 videos, the grid video,
-  cameras, prompt). Median wall and CPU seconds over the repeats, and each phase's share of the whole.
+  a fresh process per repeat, cut into its phases the way ``syncammaster.cli.generate`` runs them: the interpreter's
+  start (timed as ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports:
+  torch, diffusers, transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the
+  conversion to 8-bit frames), waiting for rig.png (drawn by a child process started before the imports; its CPU
+  time is not in this process's) and writing the scene folder (4 H.264 videos, the grid video, cameras, prompt).
+  Median wall and CPU seconds over the repeats, and each phase's share of the whole.
 - whole: the whole default ``syncammaster generate`` command against the same with ``--cache taylorseer-lite`` (the
   recommended cache), each a fresh process timed from outside, run in turn (cached, plain, cached, plain, ...) after
   one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios.
@@ -48,8 +49,8 @@ PROMPTS = [
     "Two purple cubes slide across a checkered floor under an orange sky.",
     "A white sphere rolls between three red pillars on a sandy ground.",
 ]
-PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding", "rig plot",
-          "writing the scene folder"]
+PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding",
+          "waiting for rig.png", "writing the scene folder"]
 
 
 def _load() -> str:
@@ -79,15 +80,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def phase_worker(out: str, extra: list[str]) -> None:
-    """One default generate, as ``cmd_generate`` runs it, with a clock between its phases; prints JSON."""
+    """One default generate, as ``syncammaster.cli.generate.run`` runs it, with a clock between its phases; prints
+    JSON. The CPU seconds are this process's; the child drawing rig.png is not counted in them."""
     marks = [(time.perf_counter(), time.process_time())]
 
     def mark() -> None:
         marks.append((time.perf_counter(), time.process_time()))
 
-    import io
-
-    from syncammaster.app import RIG_PLOT_FILE, add_loras_and_step_cache, check_step_cache, generated_scene
+    from syncammaster.app import BackgroundRigPlot, add_loras_and_step_cache, check_step_cache, generate_scene
     from syncammaster.cameras import CameraRig
     from syncammaster.cli import build_parser
 
@@ -95,6 +95,7 @@ def phase_worker(out: str, extra: list[str]) -> None:
     args = build_parser(argv).parse_args(argv)
     rig = CameraRig.load(args.rig, num_views=args.views)
     threshold = check_step_cache(args)
+    rig_plot = BackgroundRigPlot(rig, args.rig)
     import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
     import transformers  # noqa: F401
 
@@ -106,18 +107,25 @@ def phase_worker(out: str, extra: list[str]) -> None:
     add_loras_and_step_cache(pipe, args, threshold)
     pipe.set_progress_bar_config(disable=True)
     mark()
-    latents = pipe(prompt=args.prompt, rig=rig, seed=args.seed, output_type="latent").videos
-    mark()
-    import torch
+    # generate_scene, cut at the end of the denoising: the same pipeline call, decoded apart.
+    from syncammaster.pipeline import SynCamMasterPipeline
 
-    with torch.no_grad():
-        videos = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
-    scene = generated_scene(pipe, videos, rig, args.prompt, args.fps or pipe.config.default_fps)
+    decode, timed = SynCamMasterPipeline.decode_latents, []
+
+    def timed_decode(self, latents):
+        mark()
+        timed.append(True)
+        return decode(self, latents)
+
+    SynCamMasterPipeline.decode_latents = timed_decode
+    scene = generate_scene(pipe, args, args.prompt, rig, args.seed)
+    assert timed, "the pipeline did not decode through decode_latents"
     mark()
-    plot = io.BytesIO()
-    rig.plot(plot, title=f"{rig.num_views} cameras: {args.rig}")
+    png = rig_plot.png()
     mark()
-    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: plot.getvalue()})
+    from syncammaster.app import RIG_PLOT_FILE
+
+    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: png})
     mark()
     wall = [b[0] - a[0] for a, b in zip(marks, marks[1:], strict=False)]
     cpu = [b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False)]
@@ -226,8 +234,8 @@ def compile_worker(compiled: bool, scenes: int, out: str) -> None:
     """``scenes`` default-sized scenes in this process, eager or compiled; prints JSON of seconds per scene."""
     import numpy as np
 
-    from syncammaster.cameras import CameraRig
     from syncammaster.app import default_model_dir
+    from syncammaster.cameras import CameraRig
     from syncammaster.pipeline import load_model_folder
 
     pipe = load_model_folder(default_model_dir())

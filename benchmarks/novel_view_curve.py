@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from syncammaster.cameras import CameraRig
 from syncammaster.app import default_model_dir
+from syncammaster.cameras import CameraRig
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render.dataset import SCENES_DIR, render_dataset
