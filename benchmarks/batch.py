@@ -13,8 +13,9 @@ are given beside wall seconds, and the settings compared in one table run in tur
   start (timed as ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports:
   torch, diffusers, transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the
   conversion to 8-bit frames), waiting for rig.png (drawn by a child process started before the imports; its CPU
-  time is not in this process's) and writing the scene folder (4 H.264 videos, the grid video, cameras, prompt).
-  Median wall and CPU seconds over the repeats, and each phase's share of the whole.
+  time is not in this process's), writing the scene folder (4 H.264 videos, the grid video, cameras, prompt) and
+  the exit, the whole process timed from outside less the rest (in CPU seconds, also the child's drawing). Median
+  wall and CPU seconds over the repeats, and each phase's share of the whole.
 - whole: the whole default ``syncammaster generate`` command against the same with ``--cache taylorseer-lite`` (the
   recommended cache), each a fresh process timed from outside, run in turn (cached, plain, cached, plain, ...) after
   one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios.
@@ -50,7 +51,7 @@ PROMPTS = [
     "A white sphere rolls between three red pillars on a sandy ground.",
 ]
 PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding",
-          "waiting for rig.png", "writing the scene folder"]
+          "waiting for rig.png", "writing the scene folder", "exit (CPU: and the rig.png child)"]
 
 
 def _load() -> str:
@@ -87,25 +88,32 @@ def phase_worker(out: str, extra: list[str]) -> None:
     def mark() -> None:
         marks.append((time.perf_counter(), time.process_time()))
 
-    from syncammaster.app import BackgroundRigPlot, add_loras_and_step_cache, check_step_cache, generate_scene
-    from syncammaster.cameras import CameraRig
+    from syncammaster.app import (
+        BackgroundRigPlot,
+        add_loras_and_step_cache,
+        check_step_cache,
+        generate_scene,
+        load_pipeline,
+        start_up,
+    )
     from syncammaster.cli import build_parser
 
-    argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
-    args = build_parser(argv).parse_args(argv)
-    rig = CameraRig.load(args.rig, num_views=args.views)
-    threshold = check_step_cache(args)
-    rig_plot = BackgroundRigPlot(rig, args.rig)
-    import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
-    import transformers  # noqa: F401
+    with start_up():
+        from syncammaster.cameras import CameraRig
 
-    from syncammaster import model_files, pipeline  # noqa: F401
-    mark()
-    from syncammaster.app import load_pipeline
+        argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
+        args = build_parser(argv).parse_args(argv)
+        rig = CameraRig.load(args.rig, num_views=args.views)
+        threshold = check_step_cache(args)
+        rig_plot = BackgroundRigPlot(rig, args.rig)
+        import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
+        import transformers  # noqa: F401
 
-    pipe = load_pipeline(args)
-    add_loras_and_step_cache(pipe, args, threshold)
-    pipe.set_progress_bar_config(disable=True)
+        from syncammaster import model_files, pipeline  # noqa: F401
+        mark()
+        pipe = load_pipeline(args)
+        add_loras_and_step_cache(pipe, args, threshold)
+        pipe.set_progress_bar_config(disable=True)
     mark()
     # generate_scene, cut at the end of the denoising: the same pipeline call, decoded apart.
     from syncammaster.pipeline import SynCamMasterPipeline
@@ -142,14 +150,21 @@ def phases(repeats: int) -> str:
             for name, extra in settings.items():
                 out = Path(folder) / f"{repeat}{len(runs[name])}{name[:2]}"
                 command = [sys.executable, __file__, "--phase-worker", str(out), *extra]
+                before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 result = subprocess.run(command, capture_output=True, text=True, check=True)
-                runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+                whole_wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+                whole_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                run = json.loads(result.stdout.strip().splitlines()[-1])
+                # What the worker's clock misses: its exit, seen from outside (and in CPU, the rig.png child's).
+                run["wall"].append(whole_wall - sum(run["wall"]) - starts[-1][0])
+                run["cpu"].append(whole_cpu - sum(run["cpu"]) - starts[-1][1])
+                runs[name].append(run)
     start_wall = statistics.median(w for w, _ in starts)
     start_cpu = statistics.median(c for _, c in starts)
     tables = []
     for name in settings:
-        wall = [start_wall] + [statistics.median(r["wall"][i] for r in runs[name]) for i in range(6)]
-        cpu = [start_cpu] + [statistics.median(r["cpu"][i] for r in runs[name]) for i in range(6)]
+        wall = [start_wall] + [statistics.median(r["wall"][i] for r in runs[name]) for i in range(7)]
+        cpu = [start_cpu] + [statistics.median(r["cpu"][i] for r in runs[name]) for i in range(7)]
         rows = [[phase, f"{w:.2f}", f"{c:.2f}", f"{100 * w / sum(wall):.0f}"]
                 for phase, w, c in zip(PHASES, wall, cpu, strict=True)]
         rows.append(["total", f"{sum(wall):.2f}", f"{sum(cpu):.2f}", "100"])

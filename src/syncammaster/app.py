@@ -10,6 +10,8 @@ Argument parsing lives in the :mod:`syncammaster.cli` package alone: the functio
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import multiprocessing
 import os
@@ -35,6 +37,29 @@ def one_line(error: BaseException) -> str:
 def default_model_dir() -> Path:
     """The small SynCamMaster shipped inside the package."""
     return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
+
+
+@contextlib.contextmanager
+def start_up():
+    """The start-up of a command that loads a model: Python's cycle collector is paused while the libraries import
+    and the model loads, then the start-up's garbage is collected once and what it built is frozen (``gc.freeze``).
+
+    Nearly every object made then (modules, classes, the model: hundreds of thousands with torch, diffusers and
+    transformers) lives as long as the process, so each full collection during the imports walks them all in vain,
+    and so would the collection Python makes at exit; frozen, later collections skip them. Where the collector is
+    already off, it is left as it is. The command line undoes the freeze for a caller in its own process
+    (:func:`syncammaster.cli.main` with ``argv``). Time saved: benchmarks/RESULTS.md, 'Many scenes'.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
 
 
 # ---------------------------------------------------------------------- generate

@@ -55,6 +55,7 @@ from .app import (
     load_pipeline,
     read_reference_video,
     reference_view_index,
+    start_up,
 )
 from .atomic import save_atomically, write_atomically
 
@@ -421,10 +422,11 @@ def run_batch(args) -> None:
     failed = []
     made = 0
     if todo:
-        pipe = load_pipeline(args)
-        add_loras_and_step_cache(pipe, args, cache_threshold)
-        if args.compile:
-            compile_transformer(pipe)
+        with start_up():  # imports and loading with the cycle collector paused
+            pipe = load_pipeline(args)
+            add_loras_and_step_cache(pipe, args, cache_threshold)
+            if args.compile:
+                compile_transformer(pipe)
         pipe.set_progress_bar_config(desc="denoising", leave=False, disable=args.quiet)
         out.mkdir(parents=True, exist_ok=True)
         mine = sum(processes.makes(scene.request.index) for scene in scenes)

@@ -14,6 +14,7 @@ command leaves its output folder as it found it.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -76,8 +77,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command ``argv`` (None: this process's command line) and returns its exit status."""
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    frozen = gc.get_freeze_count()
     try:
         args.func(args)
     except Exception as error:
@@ -94,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our output went away (e.g. `| head`): stop quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    finally:
+        # A command's start-up freezes what it built (syncammaster.app.start_up), so that the collection Python
+        # makes at exit skips it. A caller in this process (argv given) gets its collector back as it was.
+        if argv is not None and not frozen:
+            gc.unfreeze()
     return 0
 
 

@@ -91,7 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from .. import app
-    from ..cameras import CameraRig
 
     if args.prompts is not None:  # many scenes: see syncammaster.batch
         from ..batch import run_batch
@@ -99,57 +98,61 @@ def run(args: argparse.Namespace) -> None:
         return run_batch(args)
     if args.ranks_per_scene != 1:
         raise app.CommandError("--ranks-per-scene needs --prompts FILE; one --prompt is shared by all the processes")
-
-    # 1. Check inputs and the output folder before any work.
-    rig = CameraRig.load(args.rig, num_views=args.views)
-    out = Path(args.out)
-    app.check_out_dir_free(out, rig)
-    clip, reference_view, defaults = None, 0, None
-    if args.video is not None:
-        # The given video is read now, before the model loads, against the model's defaults (its config file).
-        from ..model_files import video_defaults
-
-        reference_view = app.reference_view_index(rig, args.video_view)
-        defaults = video_defaults(None if args.wan is not None else args.model or app.default_model_dir())
-        clip = app.read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
-                                        args.video_fps or defaults["fps"], args.video_start)
-    elif args.video_view != "0" or args.reference_mode is not None or args.video_fps or args.video_start:
-        raise app.CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video FILE "
-                               "(the given view)")
-
-    cache_threshold = app.check_step_cache(args)
-    several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if args.cache is not None and several_processes:
-        raise app.CommandError("--cache does not combine with several processes (each would skip different steps); "
-                               "drop --cache or run one process")
-    if args.compile:
-        from ..compilation import check_compile
-
-        check_compile(args.device)
-    # One process alone draws rig.png beside the imports and loading below (forked before any thread pool runs).
-    rig_plot = None if several_processes else app.BackgroundRigPlot(rig, args.rig)
-
-    # 2. Generate (under torchrun, the processes share the work of the sample: see syncammaster.parallel).
+    rig_plot = None
     try:
-        group = app.join_processes(args)
-        if clip is not None and not args.quiet:
-            height, width = args.height or defaults["height"], args.width or defaults["width"]
-            same_size = clip.frames.shape[1:3] == (height, width)
-            resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
-            print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
-        pipe = app.load_pipeline(args)
-        app.add_loras_and_step_cache(pipe, args, cache_threshold)
-        if args.compile:
-            from ..compilation import compile_transformer
+        with app.start_up():  # imports and loading with the cycle collector paused
+            # 1. Check inputs and the output folder before any work.
+            from ..cameras import CameraRig
 
-            compile_transformer(pipe)
-        pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
+            rig = CameraRig.load(args.rig, num_views=args.views)
+            out = Path(args.out)
+            app.check_out_dir_free(out, rig)
+            clip, reference_view, defaults = None, 0, None
+            if args.video is not None:
+                # The given video is read now, before the model loads, against the model's defaults (its config).
+                from ..model_files import video_defaults
+
+                reference_view = app.reference_view_index(rig, args.video_view)
+                defaults = video_defaults(None if args.wan is not None else args.model or app.default_model_dir())
+                clip = app.read_reference_video(args.video, args.frames or int(defaults["num_frames"]),
+                                                args.video_fps or defaults["fps"], args.video_start)
+            elif args.video_view != "0" or args.reference_mode is not None or args.video_fps or args.video_start:
+                raise app.CommandError("--video-view, --video-fps, --video-start and --reference-mode need --video "
+                                       "FILE (the given view)")
+            cache_threshold = app.check_step_cache(args)
+            several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
+            if args.cache is not None and several_processes:
+                raise app.CommandError("--cache does not combine with several processes (each would skip different "
+                                       "steps); drop --cache or run one process")
+            if args.compile:
+                from ..compilation import check_compile
+
+                check_compile(args.device)
+            # One process alone draws rig.png beside the imports and loading (forked before any thread pool runs).
+            rig_plot = None if several_processes else app.BackgroundRigPlot(rig, args.rig)
+
+            # 2. Load the model (under torchrun, the processes share the work of the sample: syncammaster.parallel).
+            group = app.join_processes(args)
+            if clip is not None and not args.quiet:
+                height, width = args.height or defaults["height"], args.width or defaults["width"]
+                same_size = clip.frames.shape[1:3] == (height, width)
+                resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
+                print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
+            pipe = app.load_pipeline(args)
+            app.add_loras_and_step_cache(pipe, args, cache_threshold)
+            if args.compile:
+                from ..compilation import compile_transformer
+
+                compile_transformer(pipe)
+            pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
+
+        # 3. Generate.
         scene = app.generate_scene(pipe, args, args.prompt, rig, args.seed, args.negative_prompt, clip,
                                    reference_view, group)
         if scene is None:
             return  # rank 0 writes the scene
 
-        # 3. Write the scene folder (the given video is its camera's video, as resized).
+        # 4. Write the scene folder (the given video is its camera's video, as resized).
         app.write_generated_scene(scene, out, rig_name=args.rig, rig_plot=rig_plot)
     finally:
         if rig_plot is not None:
