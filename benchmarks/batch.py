@@ -18,7 +18,8 @@ are given beside wall seconds, and the settings compared in one table run in tur
   wall and CPU seconds over the repeats, and each phase's share of the whole.
 - whole: the whole default ``syncammaster generate`` command against the same with ``--cache taylorseer-lite`` (the
   recommended cache), each a fresh process timed from outside, run in turn (cached, plain, cached, plain, ...) after
-  one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios.
+  one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios. With
+  ``--against CHECKOUT`` the same pairs also run from another version's ``src/``, both versions in each round.
 - batch: the same N scenes (prompts of the shipped model's kind, the ``arc`` rig, seeds 0..N-1) as N single
   ``syncammaster generate --prompt`` commands against one ``syncammaster generate --prompts FILE`` command; whole
   processes timed from outside (wall, and the children's user + system CPU seconds).
@@ -177,22 +178,30 @@ def phases(repeats: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def whole(repeats: int) -> str:
-    settings = {"generate --cache taylorseer-lite": ["--cache", "taylorseer-lite"], "generate": []}
+def whole(repeats: int, against: str | None = None) -> str:
+    """The whole-command table; ``against``: also the same commands run from that checkout's ``src/`` (another
+    version of the package), each round running both versions in turn."""
+    versions = {"": None} if against is None else {"this checkout: ": ROOT, f"{against}: ": against}
+    settings = {f"{version}generate{flag}": (source, extra) for version, source in versions.items()
+                for flag, extra in [(" --cache taylorseer-lite", ["--cache", "taylorseer-lite"]), ("", [])]}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(repeats + 1):  # the first round warms the disk cache and is not counted
-            for name, extra in settings.items():
+            for index, (name, (source, extra)) in enumerate(settings.items()):
+                env = None if source is None else {**os.environ, "PYTHONPATH": str(Path(source).resolve() / "src")}
                 timing = _run(["syncammaster", "generate", "--prompt", PROMPTS[0], "--out",
-                               f"{folder}/{repeat}{len(extra)}", *extra])
+                               f"{folder}/{repeat}_{index}", *extra], env=env)
                 if repeat:
                     runs[name].append(timing)
-    (cached, plain) = runs.values()
-    rows = [[name, f"{statistics.median(w for w, _ in timings):.2f}", f"{statistics.median(c for _, c in timings):.2f}"]
-            for name, timings in runs.items()]
-    wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
-    cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
-    rows.append(["plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
+    rows = []
+    names = list(settings)
+    for version, (cached_name, plain_name) in zip(versions, zip(names[::2], names[1::2], strict=True), strict=True):
+        cached, plain = runs[cached_name], runs[plain_name]
+        rows += [[name, f"{statistics.median(w for w, _ in runs[name]):.2f}",
+                  f"{statistics.median(c for _, c in runs[name]):.2f}"] for name in (cached_name, plain_name)]
+        wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
+        cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
+        rows.append([f"{version}plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
     return _table(["command (shipped model, default flags)", "wall s", "CPU s"], rows)
 
 
@@ -300,6 +309,9 @@ def main() -> None:
                         default=["phases", "whole", "batch", "processes", "compile"])
     parser.add_argument("--repeats", type=int, default=3,
                         help="repeats of the phases, whole and batch tables (default 3)")
+    parser.add_argument("--against", default=None, metavar="CHECKOUT",
+                        help="whole table: also run the commands from this checkout of another version (its src/), "
+                        "in turn with this one's (e.g. git worktree add /tmp/before HEAD~3)")
     parser.add_argument("--scenes", type=int, default=8, help="scenes of the batch, processes, compile tables")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads of every process started (OMP_NUM_THREADS; default: torch's), except "
@@ -314,7 +326,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, threads per process: {threads}; load average {_load()} at start")
     for name in args.tables:
         start = time.perf_counter()
-        text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
+        text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats, args.against),
                 "batch": lambda: batch(args.scenes, args.repeats),
                 "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
         print(f"\n### {name} ({time.perf_counter() - start:.0f} s, load average {_load()} after)\n\n{text}",
