@@ -1,7 +1,8 @@
 """The application layer the command line, the web app, batch generation and the benchmarks share: load a
 pipeline from what a user names (the shipped model, a folder, a Hub repo id, Wan + a released checkpoint), check
-and read a reference video, turn on LoRAs and step caches, join the processes of a multi-process run, and write one
-generated scene folder.
+and read a reference video, turn on LoRAs and step caches, join the processes of a multi-process run, generate one
+scene (the one call ``generate`` and ``generate --prompts`` make), draw its ``rig.png`` (in a child process while the
+model loads, where possible) and write the scene folder; and the start-up of a command that loads a model.
 
 Its failures are ``CommandError`` (or the package's ValueErrors), one line each; the callers print them.
 Argument parsing lives in the :mod:`syncammaster.cli` package alone: the functions here take the parsed flags (an
@@ -258,9 +259,10 @@ class BackgroundRigPlot:
     """:func:`draw_rig` in a child process started now, so that the drawing (importing matplotlib included) runs
     beside the model's imports and loading, which leave the other cores idle, instead of after the decoding.
 
-    :meth:`png` waits for the child's bytes. Where no child can be forked (a platform without ``fork``), or the child
-    gave nothing (its drawing failed), :meth:`png` draws here: the bytes are the same either way, and so is an error.
-    Start it before any thread pool (torch's) has run, as ``fork`` copies only the calling thread.
+    :meth:`png` waits for the child's bytes. Off Linux (where forking a process that has loaded system frameworks is
+    not safe) no child is started, and where the child gave nothing (its drawing failed) :meth:`png` draws here: the
+    bytes are the same either way, and so is an error. Start it before any thread pool (torch's) has run, as ``fork``
+    copies only the calling thread.
     """
 
     def __init__(self, rig, rig_name: str):
