@@ -9,14 +9,17 @@ Tables (timings on a shared machine depend on its load: the load average is prin
 are given beside wall seconds, and the settings compared in one table run in turn, A B A B ...):
 
 - phases: one ``generate`` with the shipped model and the default flags (and with ``--cache taylorseer-lite``), in
-  a fresh process per repeat, cut into its phases the way ``cmd_generate`` runs them: the interpreter's start (timed as
-  ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports: torch, diffusers,
-  transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the conversion to
-  8-bit frames), the rig plot (matplotlib included) and writing the scene folder (4 H.264 videos, the grid video,
-  cameras, prompt). Median wall and CPU seconds over the repeats, and each phase's share of the whole.
+  a fresh process per repeat, cut into its phases the way ``syncammaster.cli.generate`` runs them: the interpreter's
+  start (timed as ``python -c pass``), the imports (``syncammaster.cli`` and all that loading the model imports:
+  torch, diffusers, transformers, ...), loading the model folder, text encoding and denoising, VAE decoding (and the
+  conversion to 8-bit frames), waiting for rig.png (drawn by a child process started before the imports; its CPU
+  time is not in this process's), writing the scene folder (4 H.264 videos, the grid video, cameras, prompt) and
+  the exit, the whole process timed from outside less the rest (in CPU seconds, also the child's drawing). Median
+  wall and CPU seconds over the repeats, and each phase's share of the whole.
 - whole: the whole default ``syncammaster generate`` command against the same with ``--cache taylorseer-lite`` (the
   recommended cache), each a fresh process timed from outside, run in turn (cached, plain, cached, plain, ...) after
-  one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios.
+  one unmeasured run of each; median wall and user + system CPU seconds, and the median of the pairs' ratios. With
+  ``--against CHECKOUT`` the same pairs also run from another version's ``src/``, both versions in each round.
 - batch: the same N scenes (prompts of the shipped model's kind, the ``arc`` rig, seeds 0..N-1) as N single
   ``syncammaster generate --prompt`` commands against one ``syncammaster generate --prompts FILE`` command; whole
   processes timed from outside (wall, and the children's user + system CPU seconds).
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,8 +53,8 @@ PROMPTS = [
     "Two purple cubes slide across a checkered floor under an orange sky.",
     "A white sphere rolls between three red pillars on a sandy ground.",
 ]
-PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding", "rig plot",
-          "writing the scene folder"]
+PHASES = ["interpreter start", "imports", "model loading", "text encoding + denoising", "VAE decoding",
+          "waiting for rig.png", "writing the scene folder", "exit (CPU: and the rig.png child)"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -59,45 +63,59 @@ PHASES = ["interpreter start", "imports", "model loading", "text encoding + deno
 
 
 def phase_worker(out: str, extra: list[str]) -> None:
-    """One default generate, as ``cmd_generate`` runs it, with a clock between its phases; prints JSON."""
+    """One default generate, as ``syncammaster.cli.generate.run`` runs it, with a clock between its phases; prints
+    JSON. The CPU seconds are this process's; the child drawing rig.png is not counted in them."""
     marks = [(time.perf_counter(), time.process_time())]
 
     def mark() -> None:
         marks.append((time.perf_counter(), time.process_time()))
 
-    import io
-
-    from syncammaster.app import RIG_PLOT_FILE, add_loras_and_step_cache, check_step_cache, generated_scene
-    from syncammaster.cameras import CameraRig
+    from syncammaster.app import (
+        BackgroundRigPlot,
+        add_loras_and_step_cache,
+        check_step_cache,
+        generate_scene,
+        load_pipeline,
+        start_up,
+    )
     from syncammaster.cli import build_parser
 
-    argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
-    args = build_parser(argv).parse_args(argv)
-    rig = CameraRig.load(args.rig, num_views=args.views)
-    threshold = check_step_cache(args)
-    import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
-    import transformers  # noqa: F401
+    with start_up():
+        from syncammaster.cameras import CameraRig
 
-    from syncammaster import model_files, pipeline  # noqa: F401
-    mark()
-    from syncammaster.app import load_pipeline
+        argv = ["generate", "--prompt", PROMPTS[0], "--out", out, "--quiet", *extra]
+        args = build_parser(argv).parse_args(argv)
+        rig = CameraRig.load(args.rig, num_views=args.views)
+        threshold = check_step_cache(args)
+        rig_plot = BackgroundRigPlot(rig, args.rig)
+        import diffusers  # noqa: F401  (what load_pipeline imports: counted with the imports)
+        import transformers  # noqa: F401
 
-    pipe = load_pipeline(args)
-    add_loras_and_step_cache(pipe, args, threshold)
-    pipe.set_progress_bar_config(disable=True)
+        from syncammaster import model_files, pipeline  # noqa: F401
+        mark()
+        pipe = load_pipeline(args)
+        add_loras_and_step_cache(pipe, args, threshold)
+        pipe.set_progress_bar_config(disable=True)
     mark()
-    latents = pipe(prompt=args.prompt, rig=rig, seed=args.seed, output_type="latent").videos
-    mark()
-    import torch
+    # generate_scene, cut at the end of the denoising: the same pipeline call, decoded apart.
+    from syncammaster.pipeline import SynCamMasterPipeline
 
-    with torch.no_grad():
-        videos = pipe.video_processor.postprocess_video(pipe.decode_latents(latents), output_type="np")
-    scene = generated_scene(pipe, videos, rig, args.prompt, args.fps or pipe.config.default_fps)
+    decode, timed = SynCamMasterPipeline.decode_latents, []
+
+    def timed_decode(self, latents):
+        mark()
+        timed.append(True)
+        return decode(self, latents)
+
+    SynCamMasterPipeline.decode_latents = timed_decode
+    scene = generate_scene(pipe, args, args.prompt, rig, args.seed)
+    assert timed, "the pipeline did not decode through decode_latents"
     mark()
-    plot = io.BytesIO()
-    rig.plot(plot, title=f"{rig.num_views} cameras: {args.rig}")
+    png = rig_plot.png()
     mark()
-    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: plot.getvalue()})
+    from syncammaster.app import RIG_PLOT_FILE
+
+    scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: png})
     mark()
     wall = [b[0] - a[0] for a, b in zip(marks, marks[1:], strict=False)]
     cpu = [b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False)]
@@ -114,14 +132,21 @@ def phases(repeats: int) -> str:
             for name, extra in settings.items():
                 out = Path(folder) / f"{repeat}{len(runs[name])}{name[:2]}"
                 command = [sys.executable, __file__, "--phase-worker", str(out), *extra]
+                before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 result = subprocess.run(command, capture_output=True, text=True, check=True)
-                runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+                whole_wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+                whole_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                run = json.loads(result.stdout.strip().splitlines()[-1])
+                # What the worker's clock misses: its exit, seen from outside (and in CPU, the rig.png child's).
+                run["wall"].append(whole_wall - sum(run["wall"]) - starts[-1][0])
+                run["cpu"].append(whole_cpu - sum(run["cpu"]) - starts[-1][1])
+                runs[name].append(run)
     start_wall = statistics.median(w for w, _ in starts)
     start_cpu = statistics.median(c for _, c in starts)
     tables = []
     for name in settings:
-        wall = [start_wall] + [statistics.median(r["wall"][i] for r in runs[name]) for i in range(6)]
-        cpu = [start_cpu] + [statistics.median(r["cpu"][i] for r in runs[name]) for i in range(6)]
+        wall = [start_wall] + [statistics.median(r["wall"][i] for r in runs[name]) for i in range(7)]
+        cpu = [start_cpu] + [statistics.median(r["cpu"][i] for r in runs[name]) for i in range(7)]
         rows = [[phase, f"{w:.2f}", f"{c:.2f}", f"{100 * w / sum(wall):.0f}"]
                 for phase, w, c in zip(PHASES, wall, cpu, strict=True)]
         rows.append(["total", f"{sum(wall):.2f}", f"{sum(cpu):.2f}", "100"])
@@ -135,22 +160,30 @@ def phases(repeats: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def whole(repeats: int) -> str:
-    settings = {"generate --cache taylorseer-lite": ["--cache", "taylorseer-lite"], "generate": []}
+def whole(repeats: int, against: str | None = None) -> str:
+    """The whole-command table; ``against``: also the same commands run from that checkout's ``src/`` (another
+    version of the package), each round running both versions in turn."""
+    versions = {"": None} if against is None else {"this checkout: ": ROOT, f"{against}: ": against}
+    settings = {f"{version}generate{flag}": (source, extra) for version, source in versions.items()
+                for flag, extra in [(" --cache taylorseer-lite", ["--cache", "taylorseer-lite"]), ("", [])]}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(repeats + 1):  # the first round warms the disk cache and is not counted
-            for name, extra in settings.items():
+            for index, (name, (source, extra)) in enumerate(settings.items()):
+                env = None if source is None else {**os.environ, "PYTHONPATH": str(Path(source).resolve() / "src")}
                 timing = run_timed(["syncammaster", "generate", "--prompt", PROMPTS[0], "--out",
-                               f"{folder}/{repeat}{len(extra)}", *extra])
+                               f"{folder}/{repeat}_{index}", *extra], env=env)
                 if repeat:
                     runs[name].append(timing)
-    (cached, plain) = runs.values()
-    rows = [[name, f"{statistics.median(w for w, _ in timings):.2f}", f"{statistics.median(c for _, c in timings):.2f}"]
-            for name, timings in runs.items()]
-    wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
-    cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
-    rows.append(["plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
+    rows = []
+    names = list(settings)
+    for version, (cached_name, plain_name) in zip(versions, zip(names[::2], names[1::2], strict=True), strict=True):
+        cached, plain = runs[cached_name], runs[plain_name]
+        rows += [[name, f"{statistics.median(w for w, _ in runs[name]):.2f}",
+                  f"{statistics.median(c for _, c in runs[name]):.2f}"] for name in (cached_name, plain_name)]
+        wall_ratio = statistics.median(p[0] / c[0] for c, p in zip(cached, plain, strict=True))
+        cpu_ratio = statistics.median(p[1] / c[1] for c, p in zip(cached, plain, strict=True))
+        rows.append([f"{version}plain / cached (median of the pairs)", f"{wall_ratio:.2f}x", f"{cpu_ratio:.2f}x"])
     return markdown_table([["command (shipped model, default flags)", "wall s", "CPU s"], *rows])
 
 
@@ -258,6 +291,9 @@ def main() -> None:
                         default=["phases", "whole", "batch", "processes", "compile"])
     parser.add_argument("--repeats", type=int, default=3,
                         help="repeats of the phases, whole and batch tables (default 3)")
+    parser.add_argument("--against", default=None, metavar="CHECKOUT",
+                        help="whole table: also run the commands from this checkout of another version (its src/), "
+                        "in turn with this one's (e.g. git worktree add /tmp/before HEAD~3)")
     parser.add_argument("--scenes", type=int, default=8, help="scenes of the batch, processes, compile tables")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads of every process started (OMP_NUM_THREADS; default: torch's), except "
@@ -272,7 +308,7 @@ def main() -> None:
     print(f"{machine_line()}; threads per process: {threads}")
     for name in args.tables:
         with Stopwatch() as clock:
-            text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats),
+            text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats, args.against),
                     "batch": lambda: batch(args.scenes, args.repeats),
                     "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
         print(f"\n### {name} ({clock.wall:.0f} s, load average {load_average()} after)\n\n{text}", flush=True)

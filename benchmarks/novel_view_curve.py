@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
-from syncammaster.cli import default_model_dir
 from syncammaster.lora import NOVEL_VIEW_ADAPTER
 from syncammaster.models import SynCamMasterTransformer3DModel
 from syncammaster.pipeline import SynCamMasterPipeline

@@ -1,17 +1,23 @@
 """The application layer the command line, the web app, batch generation and the benchmarks share: load a
 pipeline from what a user names (the shipped model, a folder, a Hub repo id, Wan + a released checkpoint), check
-and read a reference video, turn on LoRAs and step caches, join the processes of a multi-process run, and write one
-generated scene folder.
+and read a reference video, turn on LoRAs and step caches, join the processes of a multi-process run, generate one
+scene (the one call ``generate`` and ``generate --prompts`` make), draw its ``rig.png`` (in a child process while the
+model loads, where possible) and write the scene folder; and the start-up of a command that loads a model.
 
 Its failures are ``CommandError`` (or the package's ValueErrors), one line each; the callers print them.
-Argument parsing lives in :mod:`syncammaster.cli` alone: the functions here take an ``argparse.Namespace`` or plain
-values, never build a parser.
+Argument parsing lives in the :mod:`syncammaster.cli` package alone: the functions here take the parsed flags (an
+``argparse.Namespace``) or plain values, never build a parser.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
+import multiprocessing
 import os
+import signal
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +38,29 @@ def one_line(error: BaseException) -> str:
 def default_model_dir() -> Path:
     """The small SynCamMaster shipped inside the package."""
     return Path(str(resources.files("syncammaster"))) / "assets" / "default_model"
+
+
+@contextlib.contextmanager
+def start_up():
+    """The start-up of a command that loads a model: Python's cycle collector is paused while the libraries import
+    and the model loads, then the start-up's garbage is collected once and what it built is frozen (``gc.freeze``).
+
+    Nearly every object made then (modules, classes, the model: hundreds of thousands with torch, diffusers and
+    transformers) lives as long as the process, so each full collection during the imports walks them all in vain,
+    and so would the collection Python makes at exit; frozen, later collections skip them. Where the collector is
+    already off, it is left as it is. The command line undoes the freeze for a caller in its own process
+    (:func:`syncammaster.cli.main` with ``argv``). Time saved: benchmarks/RESULTS.md, 'Many scenes'.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
 
 
 # ---------------------------------------------------------------------- generate
@@ -169,6 +198,45 @@ def read_reference_video(path: str, num_frames: int, fps: float | None = None, s
         raise CommandError(f"--video {e}; give {fix}") from None
 
 
+def generate_scene(pipe, args, prompt: str, rig, seed: int, negative_prompt: str | None = None, clip=None,
+                   reference_view: int = 0, group=None):
+    """One scene as ``syncammaster generate`` makes it: ``pipe`` called for ``prompt`` and ``rig`` with the
+    ``generate`` flags ``args`` (--height, --width, --frames, --steps, --guidance-scale, --no-sync, --reference-mode,
+    --fps, --wan), turned into a Scene.
+
+    ``clip`` (from :func:`read_reference_video`) is camera ``reference_view``'s given video: the other views are
+    generated around it, its frames set the frame count. Under a process ``group`` (:func:`join_processes`) every
+    process shares the work; the group's first one gets the Scene, the others None.
+
+    The written videos play at the rate their frames represent: ``--fps`` if given, else the given video's sampling
+    rate, else the model's training rate.
+    """
+    reference_kwargs = {}
+    if clip is not None:
+        # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
+        mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
+        reference_kwargs = {"reference_video": clip.frames, "reference_view": reference_view, "reference_mode": mode}
+    result = pipe(
+        prompt=prompt,
+        rig=rig,
+        negative_prompt=negative_prompt,
+        height=args.height,
+        width=args.width,
+        num_frames=args.frames if clip is None else clip.frames.shape[0],
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=seed,
+        sync=not args.no_sync,
+        output_type="np",
+        process_group=group,
+        **reference_kwargs,
+    )
+    if group is not None and group.rank() > 0:
+        return None
+    fps = args.fps or (clip.fps if clip is not None else pipe.config.default_fps)
+    return generated_scene(pipe, result.videos[0], rig, prompt, fps)
+
+
 def generated_scene(pipe, videos, rig, prompt: str, fps: float):
     """The Scene of one prompt's generated videos: V float arrays (T, H, W, 3) in [0, 1] (``output_type="np"``)
     become uint8, with the intrinsics of the model's training data."""
@@ -181,11 +249,71 @@ def generated_scene(pipe, videos, rig, prompt: str, fps: float):
     return Scene(videos=videos, rig=rig, intrinsics=pipe.training_intrinsics(width, height), prompt=prompt, fps=fps)
 
 
-def write_generated_scene(scene, out: Path, rig_name: str) -> Path:
-    """Write a generated scene folder: the scene's files, ``grid.mp4`` and ``rig.png`` (titled with ``rig_name``)."""
-    rig_png = io.BytesIO()
-    scene.rig.plot(rig_png, title=f"{scene.rig.num_views} cameras: {rig_name}")
-    return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png.getvalue()})
+def draw_rig(rig, rig_name: str) -> bytes:
+    """A scene folder's ``rig.png``: the rig's cameras drawn, titled with their number and ``rig_name``."""
+    png = io.BytesIO()
+    rig.plot(png, title=f"{rig.num_views} cameras: {rig_name}")
+    return png.getvalue()
+
+
+class BackgroundRigPlot:
+    """:func:`draw_rig` in a child process started now, so that the drawing (importing matplotlib included) runs
+    beside the model's imports and loading, which leave the other cores idle, instead of after the decoding.
+
+    :meth:`png` waits for the child's bytes. Off Linux (where forking a process that has loaded system frameworks is
+    not safe) no child is started, and where the child gave nothing (its drawing failed) :meth:`png` draws here: the
+    bytes are the same either way, and so is an error. Start it before any thread pool (torch's) has run, as ``fork``
+    copies only the calling thread.
+    """
+
+    def __init__(self, rig, rig_name: str):
+        self._rig, self._rig_name = rig, rig_name
+        self._process = self._receiver = None
+        if sys.platform.startswith("linux"):
+            context = multiprocessing.get_context("fork")
+            self._receiver, sender = context.Pipe(duplex=False)
+            self._process = context.Process(target=_send_rig_plot, args=(sender, rig, rig_name), daemon=True)
+            self._process.start()
+            sender.close()  # the child holds the only sending end: its exit ends the pipe
+
+    def png(self) -> bytes:
+        """The PNG's bytes (waiting for the child, if one is drawing)."""
+        if self._process is not None:
+            try:
+                return self._receiver.recv_bytes()
+            except EOFError:
+                pass  # the child's drawing failed: draw here, so the error is raised in this process
+            finally:
+                self._receiver.close()
+                self._process.join()
+                self._process = None
+        return draw_rig(self._rig, self._rig_name)
+
+    def close(self) -> None:
+        """Stops a child still drawing (the command failed before writing its scene); nothing once ``png`` ran."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join()
+            self._receiver.close()
+            self._process = None
+
+
+def _send_rig_plot(sender, rig, rig_name: str) -> None:
+    """The child of :class:`BackgroundRigPlot`: the drawing's bytes into ``sender``, or nothing on failure."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report
+    try:
+        sender.send_bytes(draw_rig(rig, rig_name))
+    except Exception:  # the parent draws again and reports the error in its own words
+        pass
+    finally:
+        sender.close()
+
+
+def write_generated_scene(scene, out: Path, rig_name: str, rig_plot: BackgroundRigPlot | None = None) -> Path:
+    """Write a generated scene folder: the scene's files, ``grid.mp4`` and ``rig.png`` (titled with ``rig_name``;
+    ``rig_plot``'s drawing where one was started)."""
+    rig_png = rig_plot.png() if rig_plot is not None else draw_rig(scene.rig, rig_name)
+    return scene.write(out, grid=True, extra_files={RIG_PLOT_FILE: rig_png})
 
 
 def join_processes(args):

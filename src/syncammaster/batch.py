@@ -49,11 +49,13 @@ from .app import (
     add_loras_and_step_cache,
     check_step_cache,
     default_model_dir,
-    generated_scene,
+    draw_rig,
+    generate_scene,
     join_processes,
     load_pipeline,
     read_reference_video,
     reference_view_index,
+    start_up,
 )
 from .atomic import save_atomically, write_atomically
 from .jsonfile import read_json
@@ -418,10 +420,11 @@ def run_batch(args) -> None:
     failed = []
     made = 0
     if todo:
-        pipe = load_pipeline(args)
-        add_loras_and_step_cache(pipe, args, cache_threshold)
-        if args.compile:
-            compile_transformer(pipe)
+        with start_up():  # imports and loading with the cycle collector paused
+            pipe = load_pipeline(args)
+            add_loras_and_step_cache(pipe, args, cache_threshold)
+            if args.compile:
+                compile_transformer(pipe)
         pipe.set_progress_bar_config(desc="denoising", leave=False, disable=args.quiet)
         out.mkdir(parents=True, exist_ok=True)
         mine = sum(processes.makes(scene.request.index) for scene in scenes)
@@ -456,37 +459,17 @@ def run_batch(args) -> None:
 def _make_scene(pipe, scene: PlannedScene, args, out: Path, group, writes: bool, rig_plots: dict) -> None:
     """Generates one planned scene and (``writes``) writes its folder."""
     request = scene.request
-    reference_kwargs = {}
+    clip = None
     if request.video is not None:
         # As `generate --video`: upright, sampled at the model's training rate unless --video-fps says otherwise.
         num_frames = args.frames or pipe.config.default_num_frames
         fps = args.video_fps or pipe.config.default_fps
-        reference = read_reference_video(request.video, num_frames, fps, args.video_start).frames
-        mode = args.reference_mode or ("renoise" if args.wan is not None else "clean")
-        reference_kwargs = {"reference_video": reference, "reference_view": scene.reference_view,
-                            "reference_mode": mode}
-    result = pipe(
-        prompt=request.prompt,
-        rig=scene.rig,
-        negative_prompt=request.negative_prompt,
-        height=args.height,
-        width=args.width,
-        num_frames=args.frames,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        seed=request.seed,
-        sync=not args.no_sync,
-        output_type="np",
-        process_group=group,
-        **reference_kwargs,
-    )
+        clip = read_reference_video(request.video, num_frames, fps, args.video_start)
+    generated = generate_scene(pipe, args, request.prompt, scene.rig, request.seed, request.negative_prompt, clip,
+                               scene.reference_view, group)
     if not writes:
         return
     key = (request.rig, request.views)
     if key not in rig_plots:  # one plot per rig of the run
-        buffer = io.BytesIO()
-        scene.rig.plot(buffer, title=f"{scene.rig.num_views} cameras: {request.rig}")
-        rig_plots[key] = buffer.getvalue()
-    fps = args.fps or (args.video_fps if request.video is not None and args.video_fps else pipe.config.default_fps)
-    generated = generated_scene(pipe, result.videos[0], scene.rig, request.prompt, fps)
+        rig_plots[key] = draw_rig(scene.rig, request.rig)
     write_scene(scene_dir(out, request.index), generated, rig_plots[key], scene.settings)

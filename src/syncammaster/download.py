@@ -11,7 +11,6 @@ cache unless ``--keep-archive``. An output appears whole or not at all: it is bu
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 import shutil
@@ -51,43 +50,37 @@ class DownloadError(ValueError):
     """A download that cannot go on; the message names the problem and the fix."""
 
 
-def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``syncammaster download``: KIND, --out, --revision, --repo, --keep-archive, --force-download,
-    --quiet."""
-    parser.add_argument("kind", choices=list(SOURCES), metavar="{" + ",".join(SOURCES) + "}",
-                        help="; ".join(f"{kind}: {source.summary}" for kind, source in SOURCES.items()))
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="also place the files in this new folder (default: models stay in the Hugging Face "
-                        f"cache and are named by repo id; the dataset goes to {DEFAULT_DATASET_DIR})")
-    parser.add_argument("--revision", default=None, help="a branch, tag or commit of the repo (default: main)")
-    parser.add_argument("--repo", default=None, metavar="OWNER/NAME",
-                        help="another repo to fetch (checkpoint: OWNER/NAME or OWNER/NAME/FILE)")
-    parser.add_argument("--keep-archive", action="store_true",
-                        help="dataset: keep the archive in the Hugging Face cache after unpacking it")
-    parser.add_argument("--force-download", action="store_true",
-                        help="fetch the files again even if the cache holds them (a damaged archive)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+def download(kind: str, out: str | Path | None = None, revision: str | None = None, repo: str | None = None,
+             keep_archive: bool = False, force_download: bool = False, progress: bool = True) -> None:
+    """Fetch ``kind`` (``wan``, ``checkpoint`` or ``dataset``: :data:`SOURCES`) and print the flags that use it.
 
-
-def run_download(args: argparse.Namespace) -> None:
-    """Fetch ``args.kind`` and print the flags that use it."""
-    repo_id, filename = _repo_and_file(args.repo or SOURCES[args.kind].repo, args.kind)
-    out = Path(args.out) if args.out is not None else (Path(DEFAULT_DATASET_DIR) if args.kind == "dataset" else None)
-    target = out / filename if args.kind == "checkpoint" and out is not None else out
+    Args:
+        kind: what to fetch.
+        out: also place the files in this new folder (the dataset: unpack it there; default
+            :data:`DEFAULT_DATASET_DIR`).
+        revision: a branch, tag or commit of the repo.
+        repo: another repo than the kind's own (a checkpoint: ``OWNER/NAME`` or ``OWNER/NAME/FILE``).
+        keep_archive: the dataset: keep its archive in the Hugging Face cache after unpacking it.
+        force_download: fetch the files again even if the cache holds them.
+        progress: show progress bars.
+    """
+    repo_id, filename = _repo_and_file(repo or SOURCES[kind].repo, kind)
+    out = Path(out) if out is not None else (Path(DEFAULT_DATASET_DIR) if kind == "dataset" else None)
+    target = out / filename if kind == "checkpoint" and out is not None else out
     if target is not None:  # checked before any download
         _check_free(target)
-    hub = {"revision": args.revision, "force_download": args.force_download}
-    if args.quiet:
+    hub = {"revision": revision, "force_download": force_download}
+    if not progress:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
     try:
-        if args.kind == "wan":
+        if kind == "wan":
             _download_wan(repo_id, target, hub)
-        elif args.kind == "checkpoint":
+        elif kind == "checkpoint":
             _download_checkpoint(repo_id, filename, target, hub)
         else:
-            _download_dataset(repo_id, target, hub, keep_archive=args.keep_archive, progress=not args.quiet)
+            _download_dataset(repo_id, target, hub, keep_archive=keep_archive, progress=progress)
     except OSError as error:  # writing the output: a full disk, a read-only folder
         raise DownloadError(f"cannot write {target} ({error.strerror or error}); free space or choose another --out "
                             "(the download stays in the Hugging Face cache)") from None

@@ -1,4 +1,4 @@
-"""Export a scene folder for 3D and 4D reconstruction tools, and the ``syncammaster export`` command.
+"""Export a scene folder for 3D and 4D reconstruction tools (the ``syncammaster export`` command).
 
 Every frame of every camera becomes ``images/<camera>_<frame>.png`` (flat names: nerfstudio's downscaled copies,
 images_2/ ..., keep only the file name), with one camera-to-world matrix and, for dynamic methods, a time.
@@ -40,7 +40,6 @@ to the original world). Lengths stay in training units (UE cm / 200), scaled as 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -55,13 +54,11 @@ from .scene import Scene, SceneError
 
 __all__ = [
     "EXPORT_FORMATS",
-    "add_export_arguments",
     "dnerf_transforms",
     "export_dnerf",
     "export_nerfstudio",
     "nerfstudio_transforms",
     "opencv_to_nerfstudio_c2w",
-    "run_export",
 ]
 
 EXPORT_FORMATS = ("nerfstudio", "dnerf")
@@ -297,38 +294,3 @@ def export_dnerf(scene_dir: str | Path, out_dir: str | Path, holdout: str | None
         return {f"transforms_{split}.json": content for split, content in dnerf_transforms(scene, holdout).items()}
 
     return _write_export(scene_dir, out_dir, files)
-
-
-def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``syncammaster export`` flags to ``parser``; :func:`run_export` takes the parsed arguments."""
-    from .argtypes import non_negative_int
-
-    parser.add_argument("scene", metavar="SCENE", help="a scene folder (generated or rendered)")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="nerfstudio",
-                        help="nerfstudio: images/ + transforms.json, read by nerfstudio as a static scene (default); "
-                        "dnerf: images/ + transforms_{train,val,test}.json with times, for dynamic methods "
-                        "(nerfstudio's dnerf, 4D Gaussian splatting)")
-    parser.add_argument("--out", required=True, help="output folder (new or empty)")
-    parser.add_argument("--frame", type=non_negative_int, default=None, metavar="K",
-                        help="nerfstudio: export time step K alone, every camera (a static scene)")
-    parser.add_argument("--holdout", default=None, metavar="CAMERA",
-                        help="dnerf: the camera held out for val and test, an index or a name (default: the middle "
-                        "one of the rig)")
-    return parser
-
-
-def run_export(args: argparse.Namespace) -> Path:
-    """``syncammaster export``: SceneError / CameraError (one line) for bad input."""
-    if args.format == "dnerf":
-        if args.frame is not None:
-            raise SceneError("--frame is for --format nerfstudio; the D-NeRF layout holds every time step")
-        out = export_dnerf(args.scene, args.out, args.holdout)
-        files = ", ".join(f"transforms_{split}.json" for split in DNERF_SPLITS)
-    else:
-        if args.holdout is not None:
-            raise SceneError("--holdout is for --format dnerf; nerfstudio's parser chooses its own eval images")
-        out = export_nerfstudio(args.scene, args.out, args.frame)
-        files = TRANSFORMS_FILE
-    num_images = sum(1 for _ in (out / IMAGES_DIR).iterdir())
-    print(f"wrote {num_images} images and {files} ({args.format}) to {out}/")
-    return out

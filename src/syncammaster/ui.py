@@ -10,25 +10,22 @@ be used. The app keeps serving.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import math
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .app import CommandError, generated_scene, load_pipeline, one_line, read_reference_video, write_generated_scene
-from .argtypes import frame_count, non_negative_int, positive_int, size
+from .app import CommandError, generated_scene, one_line, read_reference_video, write_generated_scene
 from .cameras import CameraError, CameraRig, list_presets
-from .cli import add_model_arguments
+from .inputs import InputError, frame_count, non_negative_int, positive_int, size
 from .scene import GRID_FILE, SceneError, video_file
 
-__all__ = ["FormError", "add_ui_arguments", "build_app", "rig_figure", "run_ui", "theme"]
+__all__ = ["FormError", "build_app", "check_installed", "rig_figure", "serve", "theme"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +72,15 @@ def _gradio():
 
 
 def _field(label: str, value, parse, default=None):
-    """One field through the CLI's argument type ``parse`` (so both say the same): empty -> ``default``; a bad value
-    -> FormError naming the field."""
+    """One field through ``parse``, the check the command line's flag uses too (:mod:`syncammaster.inputs`, so both say
+    the same): empty -> ``default``; a bad value -> FormError naming the field."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a number field sends 3.0 for 3
     try:
         return parse(str(value).strip())
-    except argparse.ArgumentTypeError as error:
+    except InputError as error:
         raise FormError(f"{label}: {error}") from None
 
 
@@ -312,7 +309,7 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
         fps: frame rate of the written videos.
 
     Returns:
-        A ``gradio.Blocks``; serve it with ``.queue().launch(...)`` and :func:`theme` (as :func:`run_ui` does).
+        A ``gradio.Blocks``; serve it with :func:`serve`.
     """
     gr = _gradio()
     out_dir = Path(out_dir)
@@ -422,49 +419,20 @@ def build_app(pipe, out_dir: str | Path, reference_mode: str = "clean", fps: flo
     return app
 
 
-def add_ui_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``syncammaster ui`` flags to ``parser``; :func:`run_ui` takes the parsed arguments."""
-    add_model_arguments(parser)  # --model, --wan, --checkpoint, --revision: folders, files or Hub repo ids
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)")
-    parser.add_argument("--port", type=positive_int, default=7860, help="port (default 7860)")
-    parser.add_argument("--out", default=None,
-                        help="folder for the generated scene folders and zips (default: a new temporary folder)")
-    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frame rate of the written videos (default 15)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="model precision (default: bf16 on GPU, fp32 on CPU)")
-    parser.add_argument("--cpu-offload", action="store_true", help="keep only the running model on the GPU")
-    parser.add_argument("--vae-tiling", action="store_true", help="decode in tiles (less memory for large videos)")
-    parser.add_argument("--vae-slicing", action="store_true", help="decode one view at a time (less memory, slower)")
-    return parser
-
-
 def theme():
     """The app's look; system fonts only, so the page never waits on a font server (the app often runs offline)."""
     gr = _gradio()
     return gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-def run_ui(args: argparse.Namespace) -> None:
-    """``syncammaster ui``: load the pipeline once, then serve the app until interrupted."""
-    if args.fps <= 0:
-        raise CommandError(f"--fps must be positive, got {args.fps}")
-    _gradio()  # before the minutes of loading the model
+def check_installed() -> None:
+    """A one-line CommandError saying how to install them if the web app's libraries (Gradio, plotly) are missing."""
+    _gradio()
     _import_for_ui("plotly.graph_objects")
-    pipe = load_pipeline(args)
-    pipe.set_progress_bar_config(disable=True)
-    out_dir = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="syncammaster-ui-"))
-    # The released checkpoint was trained text-only: it takes a given view only re-noised (training-free).
-    reference_mode = "renoise" if args.wan is not None else "clean"
-    app = build_app(pipe, out_dir, reference_mode=reference_mode, fps=args.fps)
-    print(f"scene folders go to {out_dir}/")
-    try:
-        app.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(out_dir)],
-                           theme=theme(), show_error=True)
-    except OSError:
-        if args.out is None:  # the temporary folder made above holds nothing yet
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise CommandError(
-            f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not this machine's; "
-            "pass another --port or --host"
-        ) from None
+
+
+def serve(app, out_dir: str | Path, host: str, port: int) -> None:
+    """Serve ``app`` (from :func:`build_app`, writing to ``out_dir``) on ``host:port`` until interrupted; OSError
+    when that address cannot be served on (the port is taken, the address is not this machine's)."""
+    app.queue().launch(server_name=host, server_port=port, allowed_paths=[str(out_dir)], theme=theme(),
+                       show_error=True)

@@ -13,16 +13,16 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from syncammaster.cli.cache import add_arguments as add_cache_arguments
+from syncammaster.cli.cache import run as run_cache
 from syncammaster.data import (
     DatasetError,
     SceneIndex,
-    add_cache_arguments,
     cache_dataset,
     latents_file,
     pad_prompt_embeds,
     read_cache_config,
     resize_and_crop,
-    run_cache,
     text_file,
 )
 from syncammaster.scene import read_video

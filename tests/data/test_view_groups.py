@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from syncammaster.cameras import CameraRig
+from syncammaster.cli.sample_list import add_arguments as add_sample_list_arguments
+from syncammaster.cli.sample_list import run as run_sample_list
 from syncammaster.data import (
     DatasetError,
     SceneIndex,
-    add_sample_list_arguments,
     camera_angles,
-    run_sample_list,
     view_combinations,
     view_groups,
     write_sample_list,

@@ -13,14 +13,14 @@ import pytest
 
 import syncammaster.render.dataset as dataset_module
 from syncammaster.cameras import CameraRig, Intrinsics
+from syncammaster.cli.render import add_arguments as add_render_arguments
+from syncammaster.cli.render import run as run_render
 from syncammaster.render import (
     SceneSpec,
-    add_render_arguments,
     object_poses,
     project_points,
     render_dataset,
     render_views,
-    run_render,
     sample_cameras,
     sample_scene,
     scene_seed,

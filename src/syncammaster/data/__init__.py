@@ -11,20 +11,16 @@ from ..encoding import encode_captions, encode_videos, pad_prompt_embeds, resize
 from .cache import (
     CacheReport,
     CacheSettings,
-    add_cache_arguments,
     cache_dataset,
     latents_file,
     load_clip,
     read_cache_config,
-    run_cache,
     text_file,
 )
 from .dataset import LatentViewDataset, collate_views
 from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex
 from .views import (
-    add_sample_list_arguments,
     camera_angles,
-    run_sample_list,
     view_combinations,
     view_groups,
     write_sample_list,
@@ -39,8 +35,6 @@ __all__ = [
     "IndexedScene",
     "LatentViewDataset",
     "SceneIndex",
-    "add_cache_arguments",
-    "add_sample_list_arguments",
     "cache_dataset",
     "camera_angles",
     "collate_views",
@@ -51,8 +45,6 @@ __all__ = [
     "pad_prompt_embeds",
     "read_cache_config",
     "resize_and_crop",
-    "run_cache",
-    "run_sample_list",
     "text_file",
     "view_combinations",
     "view_groups",

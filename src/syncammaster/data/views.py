@@ -19,7 +19,6 @@ is symmetric, so every ordering of a valid set is a valid group; :func:`view_gro
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..argtypes import positive_int
 from ..atomic import write_atomically
 from ..cameras import CameraRig
 from .index import DatasetError, SceneIndex
@@ -35,9 +33,7 @@ from .index import DatasetError, SceneIndex
 __all__ = [
     "DEFAULT_MAX_AZIMUTH",
     "DEFAULT_MAX_ELEVATION",
-    "add_sample_list_arguments",
     "camera_angles",
-    "run_sample_list",
     "view_combinations",
     "view_groups",
     "write_sample_list",
@@ -141,58 +137,3 @@ def write_sample_list(
     }
     write_atomically(out_path, json.dumps(sample_list, indent=1) + "\n")
     return sample_list
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line (wired into `syncammaster` by cli.py)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of degrees, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of degrees, got {text}")
-    return value
-
-
-def add_sample_list_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``syncammaster sample-list``: ROOT, --views, --max-azimuth, --max-elevation, --out, --strict."""
-    parser.add_argument("root", metavar="ROOT", help="dataset root in the SynCamVideo layout (metadata.csv, train/)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write: {scene: [[cam, ...], ...]}")
-    parser.add_argument(
-        "--views", type=positive_int, default=DEFAULT_NUM_VIEWS, help=f"cameras per group ({DEFAULT_NUM_VIEWS})"
-    )
-    parser.add_argument(
-        "--max-azimuth",
-        type=_positive_float,
-        default=DEFAULT_MAX_AZIMUTH,
-        help=f"largest azimuth difference within a group, degrees, exclusive (default {DEFAULT_MAX_AZIMUTH:g})",
-    )
-    parser.add_argument(
-        "--max-elevation",
-        type=_positive_float,
-        default=DEFAULT_MAX_ELEVATION,
-        help=f"largest elevation difference within a group, degrees, exclusive (default {DEFAULT_MAX_ELEVATION:g})",
-    )
-    parser.add_argument("--strict", action="store_true", help="fail at the first bad file instead of skipping it")
-    parser.add_argument(
-        "--skip-video-check", action="store_true", help="only check that videos exist (do not decode them)"
-    )
-
-
-def run_sample_list(args: argparse.Namespace) -> None:
-    """Build the index of ``args.root`` and write its sample list to ``args.out``; prints one summary line."""
-    out = Path(args.out)
-    if out.exists():
-        raise DatasetError(f"{out} already exists; choose another --out file (existing files are never replaced)")
-    index = SceneIndex.build(args.root, strict=args.strict, check_videos=not args.skip_video_check)
-    sample_list = write_sample_list(index, out, args.views, args.max_azimuth, args.max_elevation)
-    num_groups = sum(len(groups) for groups in sample_list.values())
-    without = sum(1 for groups in sample_list.values() if not groups)
-    print(
-        f"wrote {num_groups} groups of {args.views} views from {len(sample_list)} scenes to {out}"
-        + (f" ({without} scenes have none)" if without else "")
-    )

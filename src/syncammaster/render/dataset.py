@@ -1,4 +1,4 @@
-"""A folder of procedural scenes in the SynCamVideo layout, and the ``syncammaster render`` command.
+"""A folder of procedural scenes in the SynCamVideo layout, which ``syncammaster render`` writes.
 
 ```
 OUT/
@@ -19,7 +19,6 @@ whose files are all there are skipped; ``metadata.csv`` is written (atomically) 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -43,9 +42,8 @@ from .world import sample_scene
 __all__ = [
     "METADATA_FILE",
     "SCENES_DIR",
-    "add_render_arguments",
     "render_dataset",
-    "run_render",
+    "render_missing_scenes",
     "scene_seed",
 ]
 
@@ -202,7 +200,7 @@ def _write_metadata(out: Path, num_scenes: int, num_views: int, seed: int) -> No
     write_atomically(out / METADATA_FILE, text.getvalue())
 
 
-def _render_dataset(
+def render_missing_scenes(
     out: str | Path,
     num_scenes: int,
     num_views: int,
@@ -213,7 +211,7 @@ def _render_dataset(
     progress: bool,
     rig: CameraRig | None = None,
 ) -> tuple[Path, int]:
-    """render_dataset, also returning how many scenes were rendered (the rest were already complete)."""
+    """:func:`render_dataset`, also returning how many scenes it rendered (the others were already complete)."""
     # 1. Check inputs and find what is left to do.
     workers = (os.cpu_count() or 1) if workers is None else workers
     if rig is not None:
@@ -273,52 +271,4 @@ def render_dataset(
     Returns:
         ``out`` as a Path.
     """
-    return _render_dataset(out, num_scenes, num_views, num_frames, size, seed, workers, progress, rig)[0]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def add_render_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``syncammaster render`` flags to ``parser``; :func:`run_render` takes the parsed arguments."""
-    parser.add_argument("--scenes", type=int, default=1000, help="number of scenes (default 1000)")
-    parser.add_argument("--cameras", type=int, default=None,
-                        help="static cameras per scene, drawn on a hemisphere around it (default 10)")
-    parser.add_argument("--rig", default=None, metavar="PRESET_OR_JSON",
-                        help="film every scene with these cameras instead (a preset or a camera_extrinsics.json), "
-                        "moved so that they look at the scene's centre")
-    parser.add_argument("--views", type=int, default=None, help="with --rig: use its first N cameras")
-    parser.add_argument("--frames", type=int, default=17, help="frames per video, 4k+1 (default 17)")
-    parser.add_argument("--size", type=int, default=128, help="square video side in pixels, a multiple of 16")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    parser.add_argument("--out", required=True, help="output folder (an interrupted run resumes in it)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: all CPU cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    return parser
-
-
-def run_render(args: argparse.Namespace) -> Path:
-    """``syncammaster render``: render the dataset the parsed arguments describe; ValueError for bad input."""
-    rig = None
-    if args.rig is not None:
-        if args.cameras is not None:
-            raise ValueError("give either --cameras (drawn per scene) or --rig (with --views), not both")
-        rig = CameraRig.load(args.rig, num_views=args.views)
-        if not rig.is_static and not args.quiet:
-            print(f"--rig {args.rig}: the cameras move; every scene is filmed from their first frame's poses")
-    elif args.views is not None:
-        raise ValueError("--views picks cameras of --rig; without a rig use --cameras N")
-    num_views = rig.num_views if rig is not None else (10 if args.cameras is None else args.cameras)
-    out, rendered = _render_dataset(
-        args.out, args.scenes, num_views, args.frames, args.size, args.seed, args.workers, not args.quiet, rig
-    )
-    if not args.quiet:
-        skipped = f" ({args.scenes - rendered} were already complete)" if rendered < args.scenes else ""
-        seen = f"the {num_views} cameras of {args.rig}" if rig is not None else f"{num_views} cameras"
-        print(
-            f"wrote {args.scenes} scenes x {seen}, {args.frames} frames at {args.size}x{args.size}"
-            f"{skipped}, to {out / SCENES_DIR}/ and {out / METADATA_FILE}"
-        )
-    return out
+    return render_missing_scenes(out, num_scenes, num_views, num_frames, size, seed, workers, progress, rig)[0]

@@ -1,10 +1,15 @@
-"""argparse value types shared by the ``syncammaster`` subcommands: one-line messages that say the fix."""
+"""Values a user types, read from text and checked: the flags of ``syncammaster`` and the fields of the web app take
+them through the same functions, so both say the same. A bad value raises ``InputError`` with a one-line message
+that says the fix (the command line turns it into its usage error, the web app into the field's message)."""
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
+
+
+class InputError(ValueError):
+    """A typed value that cannot be used; the message names the fix."""
 
 
 def int_at_least(minimum: int):
@@ -14,9 +19,9 @@ def int_at_least(minimum: int):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise InputError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise InputError(f"must be >= {minimum}, got {value}")
         return value
 
     return parse
@@ -33,9 +38,9 @@ def number_at_least(minimum: float, inclusive: bool):
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            raise InputError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {text}")
+            raise InputError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {text}")
         return value
 
     return parse
@@ -45,12 +50,23 @@ positive_float = number_at_least(0.0, inclusive=False)
 non_negative_float = number_at_least(0.0, inclusive=True)
 
 
+def positive_degrees(text: str) -> float:
+    """A finite angle > 0, in degrees."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"expected a number of degrees, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"must be a positive number of degrees, got {text}")
+    return value
+
+
 def size(text: str) -> int:
     """Pixels, a positive multiple of 16 (Wan's 8x VAE and 2x patch)."""
     value = positive_int(text)
     if value % 16:
         lower = max(16, value // 16 * 16)
-        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 16; try {lower} or {lower + 16}")
+        raise InputError(f"{value} is not a multiple of 16; try {lower} or {lower + 16}")
     return value
 
 
@@ -59,7 +75,7 @@ def frame_count(text: str) -> int:
     value = positive_int(text)
     if (value - 1) % 4:
         lower = (value - 1) // 4 * 4 + 1
-        raise argparse.ArgumentTypeError(f"{value} is not of the form 4k+1; try {lower} or {lower + 4}")
+        raise InputError(f"{value} is not of the form 4k+1; try {lower} or {lower + 4}")
     return value
 
 
@@ -73,7 +89,7 @@ def lora_file_and_scale(text: str) -> tuple[str, float]:
         except ValueError:
             pass  # a colon that is part of the file name
     if not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"LoRA file not found: {path} (give FILE or FILE:SCALE)")
+        raise InputError(f"LoRA file not found: {path} (give FILE or FILE:SCALE)")
     if not math.isfinite(scale):
-        raise argparse.ArgumentTypeError(f"LoRA scale must be a finite number, got {text!r}")
+        raise InputError(f"LoRA scale must be a finite number, got {text!r}")
     return path, scale

@@ -1,0 +1,7 @@
+"""``python -m syncammaster.cli``: the ``syncammaster`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
