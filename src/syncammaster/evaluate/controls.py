@@ -1,11 +1,14 @@
 """Wrong cameras on purpose: the controls a consistency measure must score worse than the truth.
 
 ``perturbed`` turns every camera of a rig about its own centre by a fixed angle (a seeded random axis per camera,
-the same axes for every angle, so a larger angle is the same error grown); ``swapped`` lets two views trade cameras.
-The videos stay as they are: only the cameras a scene claims change.
+the same axes for every angle, so a larger angle is the same error grown); ``swapped`` lets two views trade cameras,
+and ``farthest_views`` names the two whose trade is the largest error (their optical axes furthest apart). The
+videos stay as they are: only the cameras a scene claims change.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import cv2
 import numpy as np
@@ -37,3 +40,12 @@ def swapped(scene: Scene, view_a: int | str, view_b: int | str) -> Scene:
     order[i], order[j] = j, i
     rig = CameraRig(scene.rig.c2w[order], names, intrinsics=scene.rig.intrinsics, subject=scene.rig.subject)
     return Scene(scene.videos, rig, scene.intrinsics, scene.prompt, scene.fps)
+
+
+def farthest_views(scene: Scene) -> tuple[str, str]:
+    """The names of the two views whose optical axes (first frame) make the largest angle: swapping them turns every
+    pair they belong to by at least that much."""
+    axes = scene.rig.c2w_at(0)[:, :3, 2]  # (V, 3) optical axes (OpenCV z) in the world
+    axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+    i, j = min(itertools.combinations(range(scene.rig.num_views), 2), key=lambda p: float(axes[p[0]] @ axes[p[1]]))
+    return scene.rig.names[i], scene.rig.names[j]
