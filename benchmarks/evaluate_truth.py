@@ -141,6 +141,8 @@ def main() -> None:
     estimator_header = ["size, pose estimator", "posed", "RotErr", "max RotErr", "TransErr", "pairs (RotErr)"]
     truths, estimator_rows = {}, [estimator_header]
     for size, frames in SIZES:
+        if args.no_ladder and size != SIZES[0][0]:
+            continue
         folders = render(out, args.scenes, size, frames)
         scenes = [Scene.read(f) for f in folders]
         if args.no_ladder:
