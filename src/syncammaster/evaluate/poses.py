@@ -13,20 +13,23 @@ Estimation (``--pose-estimator``), always with the scene's intrinsics held fixed
   LO-RANSAC on the essential matrix, then a cheirality check on triangulated points).
 - ``opencv``: one two-view fit per pair with OpenCV's ``findEssentialMat`` (MAGSAC++) and ``recoverPose``.
 
-Why the joint reconstruction (benchmarks/RESULTS.md, "Evaluation on ground truth"): on held-out 256 px renders, the
-two-view fits of SIFT matches miss the true rotation by 1-2 degrees on a quarter of the pairs they keep although
-the true matches lie 0.2-0.3 px from their true positions: the matches crowd onto the floor, a nearly planar
-structure that leaves the essential matrix ill-conditioned. Registering every view in one bundle adjustment removes
-most of that error.
+Why the joint reconstruction (benchmarks/RESULTS.md, "Evaluation on ground truth"): on held-out renders the two-view
+fits of SIFT matches can miss the true rotation by more than a degree although the true matches lie a fraction of a
+pixel from their true positions. The matches crowd onto the floor, a nearly planar structure that leaves each pair's
+essential matrix ill-conditioned, and their small errors are correlated (a blob's centre seen from two sides), so a
+pair's fit drifts more than resampling it shows. Registering every view in one bundle adjustment, where a view is
+pinned by several pairs, removes most of that error.
 
 COLMAP and OpenCV put pixel centres at half-integers, as the project does (:mod:`syncammaster.cameras`), so points
-are passed unchanged to COLMAP and shifted by half a pixel for OpenCV. A pose is kept only when it is stable:
-estimated again from ``BOOTSTRAP_SAMPLES`` resamples of the matches (drawn with replacement; for the pairwise fits,
-of the fit's inliers), its rotation moves by at most ``MAX_POSE_SPREAD_DEG`` (median over the resamples; a resample
-without a pose counts as an infinite move). Matches on a dominant plane, far from the cameras or on a repetitive
-texture satisfy a family of poses; the resampled fits then scatter by degrees and the pose is "n/a" (not
-estimated), which the scene's coverage counts. Pairwise fits also need COLMAP to call the geometry calibrated (not
-degenerate, planar or better explained without the intrinsics) with at least ``MIN_POSE_INLIERS`` inliers.
+are passed unchanged to COLMAP and shifted by half a pixel for OpenCV. A pose is kept only when it is stable: its
+rotation moves by at most ``MAX_POSE_SPREAD_DEG`` (median over ``BOOTSTRAP_SAMPLES`` resamples; a resample without a
+pose counts as an infinite move) when it is estimated again from resampled data. The reconstruction is rerun on each
+verified pair's matches drawn with replacement (a match drawn twice counts once), verified again; a pairwise fit is
+refitted on its inliers drawn with replacement. Matches on a dominant plane, far from the cameras or on a repetitive
+texture satisfy a family of poses; the resampled estimates then scatter by degrees and the pose is "n/a" (not
+estimated), which the scene's coverage counts. A pair joins the reconstruction with at least ``MIN_POSE_INLIERS``
+matches that COLMAP's two-view geometry verifies; a pairwise fit also needs COLMAP to call the geometry calibrated
+(not degenerate, planar or better explained without the intrinsics).
 
 Errors (CameraCtrl, He et al. 2024, section 4: RotErr, the geodesic angle arccos((tr(R_gen R_gt^T) - 1) / 2) between
 generated and ground-truth rotations, summed there over a video's frames; TransErr, the L2 distance between
