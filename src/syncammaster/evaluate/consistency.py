@@ -14,8 +14,8 @@ For every pair of views (a, b), at time steps sampled evenly over the clip:
 4. Epipolar error: the Sampson distance, in pixels, of each verified match to the fundamental matrix implied by the
    scene's cameras and intrinsics (:mod:`.geometry`). Views that show one 3-D scene from the requested cameras put
    their matches on the requested epipolar lines (a small fraction of a pixel for renders).
-5. Camera accuracy: the relative pose estimated from each group's distinct matches against the requested one,
-   RotErr and TransErr (:mod:`.poses`).
+5. Camera accuracy: the relative poses of all views estimated together from each group's distinct matches (one
+   COLMAP reconstruction by default) against the requested ones, RotErr and TransErr per pair (:mod:`.poses`).
 6. Synchronization: motion-energy curves of the two whole videos, compared over time (:mod:`.sync`).
 
 The headline (``epipolar_px``). Each group scores the median Sampson distance of its verified matches, kept within

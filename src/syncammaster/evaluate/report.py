@@ -53,7 +53,8 @@ LEGEND = {
     "RotErr": "angle (deg) between estimated and requested relative rotation, mean over posed pairs (CameraCtrl)",
     "TransErr": "L2 distance between estimated and requested relative translation, both scaled to unit length "
                 "(0-2; 2 sin of half the angle between directions), mean over posed pairs (CameraCtrl)",
-    "posed": "pairs whose relative pose could be estimated stably from their matches / all pairs",
+    "posed": "pairs whose relative pose was estimated stably (both views registered in the reconstruction of all "
+             "views, or a stable two-view fit with --pose-estimator colmap-pairs / opencv) / all pairs",
     "Mat. Pix.": "matched pixels per frame pair: distinct pixels of view a with a match that a RANSAC fundamental "
                  "matrix keeps (SIFT, or the --matcher model's confident matches)",
     "CLIP-V": "100 x CLIP cosine similarity of two views at the same time step, mean over pairs and sampled frames",
