@@ -2,13 +2,11 @@
 
 ``perturbed`` turns every camera of a rig about its own centre by a fixed angle (a seeded random axis per camera,
 the same axes for every angle, so a larger angle is the same error grown); ``swapped`` lets two views trade cameras,
-and ``farthest_views`` names the two whose trade is the largest error (their optical axes furthest apart). The
-videos stay as they are: only the cameras a scene claims change.
+and ``farthest_from`` names the view whose trade with a given one is the largest error (their optical axes furthest
+apart). The videos stay as they are: only the cameras a scene claims change.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import cv2
 import numpy as np
@@ -42,10 +40,11 @@ def swapped(scene: Scene, view_a: int | str, view_b: int | str) -> Scene:
     return Scene(scene.videos, rig, scene.intrinsics, scene.prompt, scene.fps)
 
 
-def farthest_views(scene: Scene) -> tuple[str, str]:
-    """The names of the two views whose optical axes (first frame) make the largest angle: swapping them turns every
-    pair they belong to by at least that much."""
+def farthest_from(scene: Scene, view: int | str) -> str:
+    """The name of the view whose optical axis (first frame) makes the largest angle with ``view``'s: trading these
+    two turns every pair they belong to by at least that angle."""
+    names = scene.rig.names
+    i = names.index(view) if isinstance(view, str) else int(view)
     axes = scene.rig.c2w_at(0)[:, :3, 2]  # (V, 3) optical axes (OpenCV z) in the world
     axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
-    i, j = min(itertools.combinations(range(scene.rig.num_views), 2), key=lambda p: float(axes[p[0]] @ axes[p[1]]))
-    return scene.rig.names[i], scene.rig.names[j]
+    return names[min((j for j in range(len(names)) if j != i), key=lambda j: float(axes[i] @ axes[j]))]
