@@ -103,18 +103,20 @@ def best_seen_view(evaluation) -> str:
 
 
 def checks(summaries: dict[str, dict]) -> str:
-    """For each headline measure: does it grow at every rung of truth, 1, 3, 10 deg, swap (n/a where a measure is
-    empty); the factor from truth to 3 degrees and to the swap."""
+    """For each headline measure: does it grow at every rung of truth, 1, 3, 10 deg, swap; if not, does it grow with
+    the angle and where does the swap land (n/a where a measure is empty)."""
     verdicts = []
     for key in HEADLINE_KEYS:
         values = [paper_row(s)[key] for s in summaries.values()]  # truth, the angles, swap
         if any(v is None for v in values):
             verdicts.append(f"{key} n/a")
             continue
-        grows = all(x < y for x, y in zip(values[:-1], values[1:], strict=True))
-        truth = max(values[0], 1e-9)
-        verdicts.append(f"{key}: grows at every rung {'yes' if grows else 'NO'} (3 deg {values[2] / truth:.1f}x, "
-                        f"swap {values[-1] / truth:.1f}x truth)")
+        truth, swap = max(values[0], 1e-9), values[-1]
+        grows = all(x < y for x, y in zip(values[:-2], values[1:-1], strict=True))
+        rung = next((label for label, v in zip(summaries, values[:-1], strict=True) if swap <= v), None)
+        where = "above every angle" if rung is None else f"below the {rung} rung"
+        verdicts.append(f"{key}: grows with the angle {'yes' if grows else 'NO'} (3 deg {values[2] / truth:.1f}x "
+                        f"truth), swap {swap / truth:.1f}x truth, {where}")
     return "; ".join(verdicts)
 
 
