@@ -113,7 +113,7 @@ def checks(summaries: dict[str, dict]) -> str:
             continue
         truth, swap = max(values[0], 1e-9), values[-1]
         grows = all(x < y for x, y in zip(values[:-2], values[1:-1], strict=True))
-        rung = next((label for label, v in zip(summaries, values[:-1], strict=True) if swap <= v), None)
+        rung = next((label for label, v in zip(list(summaries)[:-1], values[:-1], strict=True) if swap <= v), None)
         where = "above every angle" if rung is None else f"below the {rung} rung"
         verdicts.append(f"{key}: grows with the angle {'yes' if grows else 'NO'} (3 deg {values[2] / truth:.1f}x "
                         f"truth), swap {swap / truth:.1f}x truth, {where}")
