@@ -468,7 +468,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--pose-estimator", choices=("colmap", "colmap-pairs", "opencv"), default="colmap",
                     help="poses behind RotErr / TransErr: one COLMAP reconstruction of all views (default), or a "
                          "two-view fit per pair with COLMAP (colmap-pairs) or OpenCV")
-    ev.add_argument("--device", default=None, help="torch device for CLIP and --matcher (default cpu)")
+    ev.add_argument("--device", default=None, help="torch device for CLIP, --matcher and --fvd (default cpu)")
     ev.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
