@@ -24,13 +24,14 @@ from syncammaster.evaluate import (
     sample_frames,
     sync_score,
 )
-from syncammaster.evaluate.controls import perturbed, swapped
+from syncammaster.evaluate.controls import farthest_from, perturbed, swapped
 from syncammaster.evaluate.matching import MIN_VERIFIED_MATCHES
 from syncammaster.evaluate.report import format_table
 from syncammaster.render import LOOK_AT, project_points, render_views, sample_scene, ue_camera_rows
 from syncammaster.scene import Scene, write_video
 
 SIZE, FRAMES = 128, 9
+POSED_SIZE = 192  # 128 px views of this scene give too few matches for a stable pose
 ARC_AZIMUTHS_DEG = (-15.0, 0.0, 15.0)  # three cameras 15 degrees apart, as SynCamVideo's closest pairs
 SCENE_SEED = 11
 
@@ -101,25 +102,46 @@ def test_rendered_views_agree_with_their_cameras_to_under_a_pixel(rendered):
     assert summary["epipolar_px"] < 1.0
     assert summary["epipolar"]["num_matches"] >= 3 * MIN_VERIFIED_MATCHES
     assert summary["mat_pix"] > 5
-    # Where a pose is estimated, it is the requested one to about a degree.
-    assert summary["pairs_posed"] >= 1 and summary["rot_err_deg"] < 1.0 and summary["trans_err"] < 0.05
+    # At 128 px the matches are too few and too coarse for a stable pose: each pair says why it has none.
+    for pair in evaluation.report["pairs"]:
+        assert pair["pose_estimated"] or pair["groups"][0]["pose_na_reason"]
     # Rendered views are synchronized: every pair's motion curves peak together.
     assert summary["sync_lag0_share"] == 1.0 and summary["sync_corr"] > 0.9
 
 
-def test_every_camera_measure_grows_down_the_ladder_of_wrong_cameras(rendered):
+@pytest.fixture(scope="module")
+def rendered_192() -> Scene:
+    """The same scene and cameras at 192 px (5 frames): enough matches for stable poses."""
+    rig = arc_rig()
+    rig = CameraRig(rig.c2w, intrinsics=Intrinsics.training(POSED_SIZE, POSED_SIZE), subject=rig.subject)
+    videos, _ = render_views(sample_scene(SCENE_SEED), rig, 5, POSED_SIZE)
+    return Scene(list(videos), rig, rig.intrinsics, prompt="a procedural scene")
+
+
+def test_poses_estimated_from_rendered_views_are_the_requested_ones(rendered_192):
+    report = evaluate_scene(rendered_192, EvaluationSettings(frames=3)).report
+    assert report["summary"]["pairs_posed"] == 3, [p["groups"][0]["pose_na_reason"] for p in report["pairs"]]
+    for pair in report["pairs"]:
+        assert pair["rot_err_deg"] < 1.0 and pair["trans_err"] < 0.05, pair
+
+
+def test_every_camera_measure_grows_down_the_ladder_of_wrong_cameras(rendered_192):
     settings = EvaluationSettings(frames=3)
-    rungs = [rendered, perturbed(rendered, 1), perturbed(rendered, 3), perturbed(rendered, 10)]
+    assert farthest_from(rendered_192, "cam01") == "cam03"  # the two ends of the arc
+    rungs = [rendered_192, *(perturbed(rendered_192, angle) for angle in (1, 3, 10)),
+             swapped(rendered_192, "cam01", "cam03")]
     summaries = [evaluate_scene(scene, settings).report["summary"] for scene in rungs]
-    swap = evaluate_scene(swapped(rendered, "cam01", "cam03"), settings).report["summary"]
     for key in ("epipolar_px", "rot_err_deg", "trans_err"):
-        values = [s[key] for s in summaries]
-        assert all(x < y for x, y in zip(values[:-1], values[1:], strict=True)), (key, values)
-        assert swap[key] > 10 * values[0], (key, swap[key], values[0])
+        values = [s[key] for s in summaries]  # truth, 1, 3, 10 degrees, the swap
+        assert all(x < y for x, y in zip(values[:-2], values[1:-1], strict=True)), (key, values)
+        # The swap: beyond 10 degrees for the poses (the relative rotations turn by 30 degrees, the baselines
+        # reverse). On this mirror-symmetric arc the swapped cameras' epipolar lines lie close to the true ones, so
+        # the epipolar headline places the swap between the 3 and the 10 degree rungs (5.1 against 5.4 px).
+        assert values[-1] > values[3 if key != "epipolar_px" else 2], (key, values)
     assert summaries[2]["epipolar_px"] > 5 * summaries[0]["epipolar_px"]  # 3 degrees: clearly worse
     # The videos did not change: what is estimated from them alone stays as it was.
     for key in ("pairs_scored", "pairs_posed", "mat_pix"):
-        assert len({s[key] for s in [*summaries, swap]}) == 1, key
+        assert len({s[key] for s in summaries}) == 1, key
 
 
 def test_a_pair_that_fails_counts_against_the_scene(rendered):
@@ -270,6 +292,20 @@ def test_evaluate_command_refuses_bad_scenes_in_one_line_and_writes_nothing(rend
     short = rendered.write(tmp_path / "short", grid=False)
     write_video(short / "videos" / "cam02.mp4", rendered.videos[1][:5])
     assert "same length" in _refused([str(short)], out, capsys)
+
+    # Cameras moving over 5 frames for videos of 9.
+    per_frame = np.repeat(np.array(rendered.rig.c2w)[:, None], 5, axis=1)  # (V, 5, 4, 4)
+    per_frame[:, :, 2, 3] += 0.01 * np.arange(5)  # rising a little every frame
+    moving = Scene([v[:5] for v in rendered.videos], CameraRig(per_frame), rendered.intrinsics)
+    moving_dir = moving.write(tmp_path / "moving", grid=False)
+    for name, video in zip(rendered.rig.names, rendered.videos, strict=True):
+        write_video(moving_dir / "videos" / f"{name}.mp4", video)
+    assert "poses for 5 frames" in _refused([str(moving_dir)], out, capsys)
+
+    # Intrinsics of another image size than the videos'.
+    resized = rendered.write(tmp_path / "resized", grid=False)
+    rendered.intrinsics.scaled(2 * SIZE, 2 * SIZE).to_json(resized / "cameras" / "intrinsics.json")
+    assert "scale the intrinsics" in _refused([str(resized)], out, capsys)
 
     broken = rendered.write(tmp_path / "broken", grid=False)
     (broken / "videos" / "cam02.mp4").write_bytes(b"not a video")

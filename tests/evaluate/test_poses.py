@@ -61,3 +61,55 @@ def test_too_few_or_random_matches_give_no_pose():
 def test_an_unknown_estimator_is_refused():
     with pytest.raises(PoseError, match="unknown pose estimator"):
         PoseEstimator("glomap")
+
+
+def _rig_correspondences(num_views: int, count: int, noise_px: float, seed: int):
+    """Images of ``count`` random 3-D points in every view of a sampled rig, with pixel noise, and the rig."""
+    rig = sample_cameras(seed, num_views, size=SIZE)
+    points = np.random.default_rng(seed).uniform(-0.6, 0.6, size=(count, 3)) + np.array([0.0, 0.0, 0.3])
+    pixels, depth = project_points(rig, rig.intrinsics, points)  # (V, N, 2), (V, N)
+    assert (depth > 0).all()
+    return pixels + np.random.default_rng(seed + 1).normal(scale=noise_px, size=pixels.shape), rig
+
+
+def test_one_reconstruction_of_every_view_gives_every_requested_pose():
+    pixels, rig = _rig_correspondences(4, 120, 0.0, seed=2)
+    pairs = {(a, b): (pixels[a], pixels[b]) for a in range(4) for b in range(a + 1, 4)}
+    estimates = PoseEstimator("colmap").estimate_views(pairs, rig.intrinsics, rig.names)
+    assert sorted(estimates) == sorted(pairs)
+    for (a, b), estimate in estimates.items():
+        assert estimate.estimated, (a, b, estimate.reason)
+        errors = pose_errors(estimate, *relative_pose(rig.c2w[a], rig.c2w[b]))
+        assert errors["rot_err_deg"] < 0.05 and errors["trans_err"] < 0.005, (a, b, errors)
+
+
+def test_a_view_matched_to_no_other_has_no_pose():
+    pixels, rig = _rig_correspondences(3, 120, 0.0, seed=2)
+    rng = np.random.default_rng(5)
+    pairs = {(0, 1): (pixels[0], pixels[1]),
+             (0, 2): (rng.uniform(0, SIZE, (40, 2)), rng.uniform(0, SIZE, (40, 2))),
+             (1, 2): (rng.uniform(0, SIZE, (40, 2)), rng.uniform(0, SIZE, (40, 2)))}
+    estimates = PoseEstimator("colmap").estimate_views(pairs, rig.intrinsics, rig.names)
+    assert estimates[(0, 1)].estimated
+    for pair in ((0, 2), (1, 2)):
+        assert not estimates[pair].estimated and "cam03 not registered" in estimates[pair].reason
+
+
+def test_one_reconstruction_is_more_accurate_than_fits_per_pair_on_a_floor():
+    """Noisy matches mostly on the floor plane (as SIFT finds them on renders) leave each pair's essential matrix
+    ill-conditioned; one bundle adjustment of all views pins every view by several pairs."""
+    rig = sample_cameras(1, 4, size=256)
+    rng = np.random.default_rng(1)
+    floor = np.concatenate([rng.uniform(-0.8, 0.8, (150, 2)), np.zeros((150, 1))], axis=1)  # (150, 3) on Z = 0
+    above = rng.uniform(-0.4, 0.4, (15, 3)) + np.array([0.0, 0.0, 0.4])  # (15, 3) a few points off the floor
+    pixels, depth = project_points(rig, rig.intrinsics, np.concatenate([floor, above]))  # (4, N, 2), (4, N)
+    seen = (depth > 0).all(0) & ((pixels > 0) & (pixels < 256)).all(axis=(0, 2))
+    pixels = pixels[:, seen] + rng.normal(scale=0.3, size=pixels[:, seen].shape)
+    pairs = {(a, b): (pixels[a], pixels[b]) for a in range(4) for b in range(a + 1, 4)}
+    errors = {}
+    for method in ("colmap", "colmap-pairs"):
+        estimates = PoseEstimator(method).estimate_views(pairs, rig.intrinsics, rig.names)
+        errors[method] = {pair: pose_errors(e, *relative_pose(rig.c2w[pair[0]], rig.c2w[pair[1]]))["rot_err_deg"]
+                          for pair, e in estimates.items() if e.estimated}
+    assert len(errors["colmap"]) == 6 and max(errors["colmap"].values()) < 0.1, errors["colmap"]
+    assert np.mean(list(errors["colmap"].values())) < 0.5 * np.mean(list(errors["colmap-pairs"].values())), errors

@@ -29,9 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-threshold", type=float, default=0.0,
                         help="with --matcher: keep matches scoring above this (default 0: the model's own filter)")
     parser.add_argument("--clip", default=None, metavar="DIR", help="local CLIP folder: adds CLIP-T, CLIP-F, CLIP-V")
-    parser.add_argument("--pose-estimator", choices=("colmap", "opencv"), default="colmap",
-                        help="two-view pose fit behind RotErr / TransErr: COLMAP's (pycolmap, default) or OpenCV's")
-    parser.add_argument("--device", default=None, help="torch device for CLIP and --matcher (default cpu)")
+    parser.add_argument("--fvd", default=None, metavar="FILE",
+                        help="local TorchScript video network (FVD's i3d_torchscript.pt, or a folder holding one .pt): "
+                        "adds FVD-V against --fvd-reference")
+    parser.add_argument("--fvd-reference", nargs="+", default=None, metavar="SCENE",
+                        help="with --fvd: reference scene folders (e.g. the ground truth of the same prompts and "
+                        "cameras)")
+    parser.add_argument("--pose-estimator", choices=("colmap", "colmap-pairs", "opencv"), default="colmap",
+                        help="poses behind RotErr / TransErr: one COLMAP reconstruction of all views (default), or a "
+                        "two-view fit per pair with COLMAP (colmap-pairs) or OpenCV")
+    parser.add_argument("--device", default=None, help="torch device for CLIP, --matcher and --fvd (default cpu)")
     parser.add_argument("--no-pairs", action="store_true", help="table rows per scene only")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing JSON / PNG of the same name")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,6 +82,16 @@ def run(args: argparse.Namespace) -> None:
         from ..evaluate.clip import ClipScorer
 
         clip = ClipScorer(args.clip, device=args.device or "cpu")
+    if (args.fvd is None) != (args.fvd_reference is None):
+        raise CommandError("--fvd and --fvd-reference go together: FVD-V compares the scenes with reference scenes "
+                           "through a local video network")
+    fvd, references = None, []
+    if args.fvd is not None:
+        from ..evaluate.fvd import FvdScorer
+        from ..scene import Scene
+
+        fvd = FvdScorer(args.fvd, device=args.device or "cpu")
+        references = [Scene.read(path) for path in args.fvd_reference]
 
     # 2. Score every scene; any scene that cannot be scored stops the command before anything is written.
     evaluations = []
@@ -88,6 +105,14 @@ def run(args: argparse.Namespace) -> None:
     overall = summarize(evaluations)
     if clip is not None:
         overall["clip"] = {"clip_v": sum(e.report["clip"]["clip_v"] or 0.0 for e in evaluations) / len(evaluations)}
+    if fvd is not None:
+        from ..evaluate import sample_frames
+
+        overall["fvd_v"] = fvd.distance(
+            [(e.scene.videos, e.report["sampled_frames"]) for e in evaluations],
+            [(r.videos, sample_frames(len(r.videos[0]), settings.frames)) for r in references])
+        if len(evaluations) == 1:
+            evaluations[0].report["fvd_v"] = overall["fvd_v"]
 
     # 3. Report: table, JSON, worst-pair plots.
     print(format_table(evaluations, overall, pairs=not args.no_pairs))
@@ -104,10 +129,14 @@ def run(args: argparse.Namespace) -> None:
         settings_record = {"frames": args.frames, "ratio": args.ratio, "ransac_px": args.ransac_px,
                            "max_lag": args.max_lag, "matcher": args.matcher or "sift",
                            "match_threshold": args.match_threshold, "pose_estimator": args.pose_estimator}
+        if fvd is not None:
+            settings_record["fvd"] = str(args.fvd)
+            settings_record["fvd_reference"] = [str(path) for path in args.fvd_reference]
         for evaluation in evaluations:
-            evaluation.report["table"] = paper_row(evaluation.report["summary"], evaluation.report.get("clip"))
-        overall["table"] = paper_row(overall, overall.get("clip"))
-        columns = dict(zip(LEGEND, legend(clip is not None), strict=True))
+            evaluation.report["table"] = paper_row(evaluation.report["summary"], evaluation.report.get("clip"),
+                                                   evaluation.report.get("fvd_v"))
+        overall["table"] = paper_row(overall, overall.get("clip"), overall.get("fvd_v"))
+        columns = dict(zip(LEGEND, legend(clip is not None, fvd is not None), strict=True))
         write_json(args.json, {"settings": settings_record, "columns": columns, "summary": overall,
                                "scenes": [e.report for e in evaluations]})
         print(f"wrote {args.json}")

@@ -14,8 +14,8 @@ For every pair of views (a, b), at time steps sampled evenly over the clip:
 4. Epipolar error: the Sampson distance, in pixels, of each verified match to the fundamental matrix implied by the
    scene's cameras and intrinsics (:mod:`.geometry`). Views that show one 3-D scene from the requested cameras put
    their matches on the requested epipolar lines (a small fraction of a pixel for renders).
-5. Camera accuracy: the relative pose estimated from each group's distinct matches against the requested one,
-   RotErr and TransErr (:mod:`.poses`).
+5. Camera accuracy: the relative poses of all views estimated together from each group's distinct matches (one
+   COLMAP reconstruction by default) against the requested ones, RotErr and TransErr per pair (:mod:`.poses`).
 6. Synchronization: motion-energy curves of the two whole videos, compared over time (:mod:`.sync`).
 
 The headline (``epipolar_px``). Each group scores the median Sampson distance of its verified matches, kept within
@@ -56,7 +56,7 @@ from .matching import (
     distinct_matches,
     fit_matches,
 )
-from .poses import DEFAULT_ESTIMATOR, PoseEstimator, pose_errors, relative_pose
+from .poses import DEFAULT_ESTIMATOR, PoseEstimate, PoseEstimator, pose_errors, relative_pose
 from .sync import DEFAULT_MAX_LAG, motion_energy, sync_score
 
 DEFAULT_SAMPLED_FRAMES = 8
@@ -193,38 +193,55 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(defined)) if defined else None
 
 
+@dataclass
+class _Pool:
+    """The matches of one pair over one group of frames: every match (N, 2) <-> (N, 2) in frame order, each match's
+    representative (``first``, see ``distinct_matches``) and the (D,) indices of the distinct ones."""
+
+    points_a: np.ndarray
+    points_b: np.ndarray
+    first: np.ndarray
+    distinct: np.ndarray
+
+    @classmethod
+    def of(cls, frame_matches: list[Matches]) -> _Pool:
+        points_a = np.concatenate([m.points_a for m in frame_matches])  # (N, 2) every match of the group
+        points_b = np.concatenate([m.points_b for m in frame_matches])
+        first = distinct_matches(points_a, points_b)
+        return cls(points_a, points_b, first, np.unique(first))
+
+    def distinct_points(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.points_a[self.distinct], self.points_b[self.distinct]
+
+
 def _score_group(
-    frame_matches: list[Matches],
+    pool: _Pool,
+    estimate: PoseEstimate,
     c2w_a: np.ndarray,
     c2w_b: np.ndarray,
     intrinsics: Intrinsics,
     ransac_px: float,
-    poses: PoseEstimator,
     chance_px: float,
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """One group of frames sharing a geometry: pooled distinct matches, verification, epipolar error, pose.
+    """One pair over one group of frames sharing a geometry: verification, epipolar error, pose errors.
 
-    Returns the group's record, its verified and all distinct matches' distances, each input match's verified flag
-    (pooled order), and the requested fundamental matrix (None without epipolar geometry).
+    Returns the group's record, its verified and all distinct matches' distances, each pooled match's verified flag,
+    and the requested fundamental matrix (None without epipolar geometry).
     """
-    points_a = np.concatenate([m.points_a for m in frame_matches])  # (N, 2) every match of the group
-    points_b = np.concatenate([m.points_b for m in frame_matches])
-    first = distinct_matches(points_a, points_b)
-    distinct = np.unique(first)  # (D,) indices of the distinct matches
-    fit = fit_matches(points_a[distinct], points_b[distinct], ransac_px)
-    verified_flags = fit.verified[np.searchsorted(distinct, first)]  # (N,) each match takes its representative's flag
+    points_a, points_b = pool.distinct_points()
+    fit = fit_matches(points_a, points_b, ransac_px)
+    verified_flags = fit.verified[np.searchsorted(pool.distinct, pool.first)]  # each match takes its representative's
     try:
         fundamental = fundamental_from_cameras(c2w_a, intrinsics, c2w_b, intrinsics)
     except GeometryError:
         fundamental = None
     distances = verified = np.zeros(0)
-    if fundamental is not None and len(distinct):
-        distances = epipolar_distances(fundamental, points_a[distinct], points_b[distinct])["sampson"]
+    if fundamental is not None and len(points_a):
+        distances = epipolar_distances(fundamental, points_a, points_b)["sampson"]
         verified = distances[fit.verified]
     median = float(np.median(verified)) if len(verified) else None
-    estimate = poses.estimate(points_a[distinct], points_b[distinct], intrinsics)
     record = {
-        "distinct_matches": len(distinct),
+        "distinct_matches": len(points_a),
         "verified": int(fit.verified.sum()),
         "median_px": median,
         "score_px": chance_px if median is None else float(np.clip(median, FLOOR_PX, chance_px)),
@@ -269,23 +286,34 @@ def evaluate_scene(
     ]
     curves = [motion_energy(video) for video in scene.videos]
 
-    # 3. Every pair: matches per frame, then per group pooled verification, epipolar error and pose.
-    pairs, pooled, pooled_all, details = [], [], [], []
+    # 3. Matches of every pair at every sampled frame.
     pair_list = list(itertools.combinations(range(num_views), 2))
-    for a, b in tqdm(pair_list, desc=f"evaluate {name}", unit="pair", disable=not progress, leave=False):
-        matches = {t: matcher.match(features[a][t], features[b][t]) for t in frames}
+    matches = {
+        (a, b): {t: matcher.match(features[a][t], features[b][t]) for t in frames}
+        for a, b in tqdm(pair_list, desc=f"evaluate {name}", unit="pair", disable=not progress, leave=False)
+    }
+
+    # 4. Each group of frames: every pair's matches pooled, then the poses of all views from them together.
+    pools = [{pair: _Pool.of([matches[pair][t] for t in group]) for pair in pair_list} for group in groups]
+    estimates = [poses.estimate_views({pair: pool.distinct_points() for pair, pool in group_pools.items()},
+                                      intrinsics, scene.rig.names) for group_pools in pools]
+
+    # 5. Every pair: per group verification, epipolar error and pose errors.
+    pairs, pooled, pooled_all, details = [], [], [], []
+    for a, b in pair_list:
         records, pair_verified, pair_all, best = [], [], [], None
-        for group in groups:
+        for group, group_pools, group_estimates in zip(groups, pools, estimates, strict=True):
             c2w = scene.rig.c2w_at(group[0])
             record, verified, distances, flags, fundamental = _score_group(
-                [matches[t] for t in group], c2w[a], c2w[b], intrinsics, settings.ransac_px, poses, chance_px)
+                group_pools[(a, b)], group_estimates[(a, b)], c2w[a], c2w[b], intrinsics, settings.ransac_px,
+                chance_px)
             records.append({"frames": group, **record})
             pair_verified.append(verified)
             pair_all.append(distances)
             # The plot's frame: the group's frame with the most matches, marked with the group's verification.
-            offsets = np.cumsum([0] + [len(matches[t].points_a) for t in group])
+            offsets = np.cumsum([0] + [len(matches[(a, b)][t].points_a) for t in group])
             for k, t in enumerate(group):
-                frame = matches[t]
+                frame = matches[(a, b)][t]
                 if best is None or len(frame.points_a) > len(best.matches.points_a):
                     shown = Matches(frame.points_a, frame.points_b, frame.inliers, flags[offsets[k]:offsets[k + 1]])
                     frame_distances = None
@@ -303,8 +331,8 @@ def evaluate_scene(
             "rot_err_deg": _mean([r["rot_err_deg"] for r in estimated]),
             "trans_err": _mean([r["trans_err"] for r in estimated]),
             "trans_err_deg": _mean([r["trans_err_deg"] for r in estimated]),
-            "mat_pix": _mean([m.matched_pixels for m in matches.values()]),
-            "matches_per_frame": _mean([len(m.inliers) for m in matches.values()]),
+            "mat_pix": _mean([m.matched_pixels for m in matches[(a, b)].values()]),
+            "matches_per_frame": _mean([len(m.inliers) for m in matches[(a, b)].values()]),
             "distinct_matches": sum(r["distinct_matches"] for r in records),
             "verified": sum(r["verified"] for r in records),
             "epipolar": _stats(pooled[-1]),

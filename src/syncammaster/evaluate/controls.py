@@ -1,8 +1,9 @@
 """Wrong cameras on purpose: the controls a consistency measure must score worse than the truth.
 
 ``perturbed`` turns every camera of a rig about its own centre by a fixed angle (a seeded random axis per camera,
-the same axes for every angle, so a larger angle is the same error grown); ``swapped`` lets two views trade cameras.
-The videos stay as they are: only the cameras a scene claims change.
+the same axes for every angle, so a larger angle is the same error grown); ``swapped`` lets two views trade cameras,
+and ``farthest_from`` names the view whose trade with a given one is the largest error (their optical axes furthest
+apart). The videos stay as they are: only the cameras a scene claims change.
 """
 
 from __future__ import annotations
@@ -37,3 +38,13 @@ def swapped(scene: Scene, view_a: int | str, view_b: int | str) -> Scene:
     order[i], order[j] = j, i
     rig = CameraRig(scene.rig.c2w[order], names, intrinsics=scene.rig.intrinsics, subject=scene.rig.subject)
     return Scene(scene.videos, rig, scene.intrinsics, scene.prompt, scene.fps)
+
+
+def farthest_from(scene: Scene, view: int | str) -> str:
+    """The name of the view whose optical axis (first frame) makes the largest angle with ``view``'s: trading these
+    two turns every pair they belong to by at least that angle."""
+    names = scene.rig.names
+    i = names.index(view) if isinstance(view, str) else int(view)
+    axes = scene.rig.c2w_at(0)[:, :3, 2]  # (V, 3) optical axes (OpenCV z) in the world
+    axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+    return names[min((j for j in range(len(names)) if j != i), key=lambda j: float(axes[i] @ axes[j]))]

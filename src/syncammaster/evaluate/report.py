@@ -38,7 +38,8 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-FVD_V_MISSING = "needs a local I3D video model, which evaluate cannot load yet"
+FVD_V_MISSING = ("no --fvd FILE given (a local TorchScript video network such as FVD's I3D, with --fvd-reference "
+                 "scenes to compare with)")
 CLIP_V_MISSING = "no --clip DIR given"
 
 # The table's columns: the camera-control papers' names (SynCamMaster, ReCamMaster, CameraCtrl) beside the project's
@@ -52,11 +53,13 @@ LEGEND = {
     "RotErr": "angle (deg) between estimated and requested relative rotation, mean over posed pairs (CameraCtrl)",
     "TransErr": "L2 distance between estimated and requested relative translation, both scaled to unit length "
                 "(0-2; 2 sin of half the angle between directions), mean over posed pairs (CameraCtrl)",
-    "posed": "pairs whose relative pose could be estimated stably from their matches / all pairs",
+    "posed": "pairs whose relative pose was estimated stably (both views registered in the reconstruction of all "
+             "views, or a stable two-view fit with --pose-estimator colmap-pairs / opencv) / all pairs",
     "Mat. Pix.": "matched pixels per frame pair: distinct pixels of view a with a match that a RANSAC fundamental "
                  "matrix keeps (SIFT, or the --matcher model's confident matches)",
     "CLIP-V": "100 x CLIP cosine similarity of two views at the same time step, mean over pairs and sampled frames",
-    "FVD-V": "Frechet video distance across views",
+    "FVD-V": "Frechet video distance of clips running across the views at one time step, all scenes given against "
+             "the --fvd-reference scenes (one value for the set; lower is better)",
     "sync": "correlation of the two views' motion-energy curves at lag 0 (-1 to 1)",
     "lag0": "share of pairs (scene rows) whose motion curves peak at lag 0, or the pair's best lag in frames",
 }
@@ -67,7 +70,7 @@ def _fraction(count: int, total: int) -> str:
     return f"{count}/{total}"
 
 
-def paper_row(numbers: dict, clip: dict | None = None) -> dict:
+def paper_row(numbers: dict, clip: dict | None = None, fvd_v: float | None = None) -> dict:
     """The table's columns (``LEGEND``) of one scene summary, a pair, or a summary of several scenes: JSON-ready
     values, None where a measure is empty."""
     is_pair = "views" in numbers
@@ -79,14 +82,14 @@ def paper_row(numbers: dict, clip: dict | None = None) -> dict:
         "posed": float(numbers["pose_estimated"]) if is_pair else numbers["pose_coverage"],
         "Mat. Pix.": numbers["mat_pix"],
         "CLIP-V": (clip or {}).get("clip_v"),
-        "FVD-V": None,
+        "FVD-V": fvd_v,
         "sync": numbers["sync"]["corr"] if is_pair else numbers["sync_corr"],
         "lag0": numbers["sync"]["best_lag"] if is_pair else numbers["sync_lag0_share"],
     }
 
 
-def _cells(numbers: dict, clip: dict | None) -> list[str]:
-    row = paper_row(numbers, clip)
+def _cells(numbers: dict, clip: dict | None, fvd_v: float | None = None) -> list[str]:
+    row = paper_row(numbers, clip, fvd_v)
     if "views" in numbers:
         coverage = "yes" if numbers["scored"] else "n/a"
         posed = "yes" if numbers["pose_estimated"] else "n/a"
@@ -97,18 +100,18 @@ def _cells(numbers: dict, clip: dict | None) -> list[str]:
         lag = _fmt(row["lag0"], percent=True)
     return [
         _fmt(row["Epi px"]), coverage, _fmt(row["RotErr"]), _fmt(row["TransErr"], 3), posed,
-        _fmt(row["Mat. Pix."], 1), _fmt(row["CLIP-V"]), "-", _fmt(row["sync"]), lag,
+        _fmt(row["Mat. Pix."], 1), _fmt(row["CLIP-V"]), _fmt(row["FVD-V"], 1), _fmt(row["sync"]), lag,
     ]
 
 
-def legend(clip_given: bool) -> list[str]:
+def legend(clip_given: bool, fvd_given: bool = False) -> list[str]:
     """One line per column: its meaning and unit, and why a column is empty."""
     lines = []
     for name, meaning in LEGEND.items():
         meaning = meaning.format(min_verified=MIN_VERIFIED_MATCHES)
         if name == "CLIP-V" and not clip_given:
             meaning += f" - empty: {CLIP_V_MISSING}"
-        if name == "FVD-V":
+        if name == "FVD-V" and not fvd_given:
             meaning += f" - empty: {FVD_V_MISSING}"
         lines.append(f"{name}: {meaning}")
     return lines
@@ -120,14 +123,16 @@ def format_table(evaluations: Sequence[SceneEvaluation], overall: dict | None = 
     rows = [["scene / pair", *COLUMNS]]
     for evaluation in evaluations:
         clip = evaluation.report.get("clip")
-        rows.append([evaluation.report["scene"], *_cells(evaluation.report["summary"], clip)])
+        rows.append([evaluation.report["scene"], *_cells(evaluation.report["summary"], clip,
+                                                         evaluation.report.get("fvd_v"))])
         if pairs:
             for pair in evaluation.report["pairs"]:
                 rows.append([f"  {pair['views'][0]}-{pair['views'][1]}", *_cells(pair, None)])
     if overall is not None and len(evaluations) > 1:
-        rows.append([f"all {overall['scenes']} scenes", *_cells(overall, overall.get("clip"))])
+        rows.append([f"all {overall['scenes']} scenes", *_cells(overall, overall.get("clip"), overall.get("fvd_v"))])
     clip_given = any("clip" in e.report for e in evaluations)
-    return text_table(rows) + "\n" + "\n".join(legend(clip_given))
+    fvd_given = (overall is not None and "fvd_v" in overall) or any("fvd_v" in e.report for e in evaluations)
+    return text_table(rows) + "\n" + "\n".join(legend(clip_given, fvd_given))
 
 
 def write_json(path: str | Path, report: dict) -> Path:
