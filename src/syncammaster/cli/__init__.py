@@ -32,7 +32,7 @@ COMMANDS = {
     "convert": "released checkpoint -> diffusers folder",
     "render": "render procedural multi-camera scenes (SynCamVideo layout)",
     "sample-list": "list the view groups of each scene of a dataset (JSON)",
-    "cache": "encode a dataset's videos (VAE) and captions (text encoder) once",
+    "cache": "fill a latent cache: encode a dataset's videos (VAE) and captions (text encoder) once",
     "export": "export a scene folder for reconstruction (nerfstudio: a static scene; dnerf: with times)",
     "ui": "a web app (Gradio): place the cameras, generate, watch the views",
     "download": "fetch the Wan2.1 base model, the released checkpoint or the SynCamVideo dataset from the Hub",

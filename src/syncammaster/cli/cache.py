@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers: only those parts are fetched)",
     )
     parser.add_argument("--revision", default=None, help="branch, tag or commit of a --model repo id (default: main)")
-    parser.add_argument("--out", required=True, metavar="CACHE", help="cache folder (new, or a cache to complete)")
+    parser.add_argument("--out", required=True, metavar="CACHE", help="latent cache folder (new, or one to complete)")
     parser.add_argument("--frames", type=int_at_least(1), default=81, help="first frames of each video, 4k+1 (81)")
     parser.add_argument("--height", type=int_at_least(1), default=480, help="pixels after resize and crop (480)")
     parser.add_argument("--width", type=int_at_least(1), default=832, help="pixels after resize and crop (832)")

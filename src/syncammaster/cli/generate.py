@@ -70,12 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "sampling rate, else the model's training rate, 15)")
     add_device_arguments(parser)
     parser.add_argument("--cache", choices=list(CACHE_METHODS), default=None, metavar="NAME",
-                        help="skip work between neighbouring steps with one of diffusers' caches: "
+                        help="step cache: skip work between neighbouring denoising steps with a diffusers cache: "
                         + "; ".join(f"{name}: {method.summary}" for name, method in CACHE_METHODS.items())
                         + " (default: none; recommended: taylorseer-lite; speed and fidelity on the shipped model: "
-                        "benchmarks/RESULTS.md, 'Caches')")
+                        "benchmarks/RESULTS.md, 'Step caches')")
     parser.add_argument("--cache-threshold", type=float, default=None, metavar="X",
-                        help="the cache's knob: "
+                        help="the step cache's knob: "
                         + "; ".join(f"{name}: {method.knob} (default {method.default:g})"
                                     for name, method in CACHE_METHODS.items()))
     parser.add_argument("--lora", type=lora_file_and_scale, action="append", default=[], metavar="FILE[:SCALE]",
