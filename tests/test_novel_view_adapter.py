@@ -112,13 +112,13 @@ def test_a_users_lora_works_beside_it(folders, tmp_path):
 
 @pytest.mark.slow  # four caches, each a fresh load
 def test_step_caches_and_layerwise_casting_run_with_it(folders):
-    from syncammaster.caching import CACHE_METHODS, cache_config
+    from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
 
     plain, adapted = folders
-    for name in CACHE_METHODS:
+    for name in STEP_CACHE_METHODS:
         pipe = load(adapted)
         transformer = pipe.transformer
-        transformer.enable_cache(cache_config(name, None, lambda t=transformer: t.current_timestep))
+        transformer.enable_cache(step_cache_config(name, None, lambda t=transformer: t.current_timestep))
         assert torch.isfinite(generate(pipe, reference_video=VIDEO)).all(), name
         assert torch.isfinite(generate(pipe)).all(), name
     pipe = load(adapted)
