@@ -4,7 +4,8 @@
 (:mod:`.consistency`, :mod:`.geometry`, :mod:`.matching`), the relative poses estimated from the views against the
 requested ones (RotErr / TransErr, :mod:`.poses`) and the views' temporal synchronization (:mod:`.sync`);
 :mod:`.controls` makes the wrong-camera controls a measure must score worse;
-``ClipScorer`` adds CLIP-T / CLIP-F / CLIP-V from a local CLIP folder (:mod:`.clip`); ``colour_presence`` checks
+``ClipScorer`` adds CLIP-T / CLIP-F / CLIP-V from a local CLIP folder (:mod:`.clip`) and ``FvdScorer`` FVD-V from a
+local TorchScript video network (:mod:`.fvd`); ``colour_presence`` checks
 which of the procedural world's object colours a view shows (:mod:`.colour`); :mod:`.report` prints and writes the
 results.
 """
