@@ -49,6 +49,16 @@ def frames(folder: Path) -> np.ndarray:
     return np.stack(Scene.read(folder).videos)  # (V, T, H, W, 3)
 
 
+def assert_same_frames(first: Path, second: Path) -> None:
+    """Two scene folders hold the same videos, up to H.264: x264 does not always encode the same frames to the same
+    bytes within one process (seen at these 16x32 sizes: frames equal before encoding, a mean difference of 0.26 levels
+    after), so the frames are compared by their mean difference (under one 8-bit level; another seed's scene differs by
+    about 9)."""
+    a, b = frames(first).astype(np.float64), frames(second).astype(np.float64)
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 1.0, f"{first} and {second} differ by {np.abs(a - b).mean():.2f} levels on average"
+
+
 def test_batch_writes_a_dataset_the_index_reads(model_dir, tmp_path, capsys):
     prompts = write_lines(tmp_path / "scenes.jsonl", [
         {"prompt": CAPTIONS[0], "rig": "orbit", "views": 3, "seed": 11},
@@ -81,7 +91,7 @@ def test_batch_writes_a_dataset_the_index_reads(model_dir, tmp_path, capsys):
         code, _, err = run(["generate", "--prompt", CAPTIONS[k], "--out", str(single), "--model", str(model_dir),
                             "--quiet", *FLAGS, *extra], capsys)
         assert code == 0, err
-        np.testing.assert_array_equal(frames(out / SCENES / f"scene000{k}"), frames(single))
+        assert_same_frames(out / SCENES / f"scene000{k}", single)
         assert sorted(p.name for p in (out / SCENES / f"scene000{k}").iterdir()) == sorted(
             [*(p.name for p in single.iterdir()), SCENE_FILE])
 
@@ -209,9 +219,8 @@ def syncammaster(*argv, processes: int = 1, **kwargs):
     return subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=600, **kwargs)
 
 
-def same_dataset(first: Path, second: Path, exact: bool = True) -> None:
-    """The same scene folders: the same files, records and index, and the same frames (``exact=False``: the same up to
-    H.264's rounding of float-level differences, a mean difference under one 8-bit level)."""
+def same_dataset(first: Path, second: Path) -> None:
+    """The same scene folders: the same files, records and index, and the same frames (up to H.264)."""
     names = sorted(p.name for p in (first / SCENES).iterdir())
     assert names == sorted(p.name for p in (second / SCENES).iterdir())
     assert (first / "metadata.csv").read_text() == (second / "metadata.csv").read_text()
@@ -219,10 +228,7 @@ def same_dataset(first: Path, second: Path, exact: bool = True) -> None:
         a, b = first / SCENES / name, second / SCENES / name
         assert sorted(p.relative_to(a) for p in a.rglob("*")) == sorted(p.relative_to(b) for p in b.rglob("*"))
         assert (a / SCENE_FILE).read_text() == (b / SCENE_FILE).read_text()
-        if exact:
-            np.testing.assert_array_equal(frames(a), frames(b))
-        else:
-            assert np.abs(frames(a).astype(np.float64) - frames(b)).mean() < 1.0, name
+        assert_same_frames(a, b)
 
 
 @pytest.mark.slow
@@ -239,7 +245,7 @@ def test_two_processes_make_the_scenes_one_process_makes(model_dir, tmp_path):
     assert two.stdout.count("wrote 3 scenes") == 1  # rank 0 reports its share
     # The same scenes: each process makes its scenes as the one process does (one thread each, the same seeds); the
     # frames are compared up to float rounding, which can differ between processes (as between runs of test_cli's).
-    same_dataset(tmp_path / "one", tmp_path / "two", exact=False)
+    same_dataset(tmp_path / "one", tmp_path / "two")
 
     # Two processes sharing each scene (its views): the same scenes up to float rounding.
     shared = syncammaster(*argv, "--out", str(tmp_path / "shared"), "--ranks-per-scene", "2", "--quiet",
@@ -288,7 +294,7 @@ def test_a_killed_batch_resumes_without_redoing_finished_scenes(model_dir, tmp_p
     assert whole.returncode == 0, whole.stderr[-2000:]
     # Exact when run alone; once, in a full suite on a loaded machine, a resumed scene differed from the uninterrupted
     # one by float-level noise that H.264 turned into a few levels: the scenes are compared as the same videos.
-    same_dataset(out, tmp_path / "whole", exact=False)
+    same_dataset(out, tmp_path / "whole")
 
 
 
