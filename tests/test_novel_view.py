@@ -192,6 +192,41 @@ def test_reference_views_are_clean_at_timestep_zero_and_out_of_the_loss():
         FlowMatchingModule(tiny_wan(), reference_view_prob=0.5)
 
 
+def test_same_pose_copies_carry_the_given_view_into_every_view_at_view_0s_camera():
+    batch = random_latents(4, 3)
+    transformer = SynCamMasterTransformer3DModel.from_wan(tiny_wan())
+    seen = []
+
+    class Seen(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, hidden_states, timestep, context, camera_embedding, **kwargs):
+            seen.append((hidden_states.clone(), timestep.clone(), camera_embedding.clone()))
+            return self.inner(hidden_states, timestep, context, camera_embedding=camera_embedding, **kwargs)
+
+    module = FlowMatchingModule(transformer, reference_view_prob=1.0, same_pose_prob=1.0)
+    module.transformer = Seen()
+    with torch.no_grad():
+        loss = module.loss(batch, torch.Generator().manual_seed(0))
+    noisy, timestep, camera = seen[0]
+    reference = (timestep == 0).view(4, 3).float().argmax(1)  # (B,)
+    x0 = batch["latents"][torch.arange(4), reference]  # (B, C, F, h, w): the given views
+    assert torch.equal(noisy.view(4, 3, *noisy.shape[1:])[torch.arange(4), reference], x0)
+    assert torch.equal(camera.view(4, 3, 2, 12), batch["camera"][:, :1].expand(4, 3, 2, 12))
+
+    # The loss is that of real-group training on the same copies made by hand (the copy draw comes last).
+    copied = {**batch, "latents": x0.unsqueeze(1).expand(4, 3, *x0.shape[1:]),
+              "camera": batch["camera"][:, :1].expand(4, 3, 2, 12)}
+    by_hand = FlowMatchingModule(transformer, reference_view_prob=1.0)
+    with torch.no_grad():
+        assert loss.item() == pytest.approx(by_hand.loss(copied, torch.Generator().manual_seed(0)).item(), rel=1e-6)
+        assert loss.item() != pytest.approx(by_hand.loss(batch, torch.Generator().manual_seed(0)).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="needs reference_view_prob"):
+        FlowMatchingModule(transformer, same_pose_prob=0.5)
+
+
 def test_sync_stage_fine_tunes_a_synchronized_model(tmp_path):
     trained = SynCamMasterTransformer3DModel.from_wan(tiny_wan())
     with torch.no_grad():

@@ -43,7 +43,7 @@ def sync_config(root, run, **extra):
 
 
 def test_lora_training_changes_only_the_adapter_exports_it_and_resumes(setup):
-    export = train(sync_config(setup, "run"), progress_bar=False)
+    export = train(sync_config(setup, "run", same_pose_prob=0.5), progress_bar=False)
 
     # The model folder is the starting model, byte for byte in its weights; the adapter lies beside it.
     before, after = load_file(setup / "model" / WEIGHTS), load_file(export / WEIGHTS)
@@ -52,7 +52,8 @@ def test_lora_training_changes_only_the_adapter_exports_it_and_resumes(setup):
     ups = [key for key in lora if ".lora_B." in key]
     assert ups and any(lora[key].abs().sum() > 0 for key in ups)  # up matrices start at zero: they trained
     assert any(".attn1.to_v." in key for key in lora) and any(".mvs_attn.to_q." in key for key in lora)
-    assert json.loads((export / "training.json").read_text())["lora_rank"] == 4
+    record = json.loads((export / "training.json").read_text())
+    assert record["lora_rank"] == 4 and record["same_pose_prob"] == 0.5
 
     # Checkpoints hold the adapter's tensors alone.
     checkpoint = torch.load(setup / "run" / CHECKPOINT_DIR / "last.ckpt", weights_only=True)
@@ -63,7 +64,7 @@ def test_lora_training_changes_only_the_adapter_exports_it_and_resumes(setup):
     assert SynCamMasterPipeline.from_pretrained(export).has_novel_view_adapter
 
     # Resumed to 3 steps: it goes on from step 2 and the adapter moves on.
-    train(sync_config(setup, "run", max_steps=3), progress_bar=False)
+    train(sync_config(setup, "run", max_steps=3, same_pose_prob=0.5), progress_bar=False)
     with (setup / "run" / METRICS_FILE).open() as handle:
         assert [int(row["step"]) for row in csv.DictReader(handle)] == [1, 2, 3]
     resumed = load_file(export / NOVEL_VIEW_LORA_DIR / LORA_WEIGHT_NAME)
@@ -86,3 +87,7 @@ def test_lora_settings_are_checked(setup):
         sync_config(setup, "bad", lora_targets=[1, 2])
     with pytest.raises(ValueError, match=r"\['attn9.to_q'\] name no linear layer"):
         train(sync_config(setup, "bad", lora_targets=["attn1.to_q", "attn9.to_q"]), progress_bar=False)
+    with pytest.raises(ValueError, match=r"same_pose_prob must be in \[0, 1\]"):
+        sync_config(setup, "bad", same_pose_prob=1.5)
+    with pytest.raises(ValueError, match="same_pose_prob needs reference_view_prob > 0"):
+        sync_config(setup, "bad", same_pose_prob=1.0, reference_view_prob=0.0)

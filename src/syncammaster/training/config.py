@@ -121,6 +121,11 @@ class TrainConfig:
     # Stage sync: share of groups where one random view is given clean (timestep 0) and left out of the loss, the
     # paper's fine-tuning for novel views of a given video (Sec. 3.5). 0: text-only training, as released.
     reference_view_prob: float = 0.0
+    # Stage sync: share of the groups with a given view that are same-pose copies instead: every view is the given
+    # view's latent at view 0's pose (the identity), each with its own noise, so the model learns to carry the given
+    # view into the others where no geometry is involved (benchmarks/RESULTS.md: trained on real groups alone, the
+    # given view never reaches the generated ones). 0: real groups only.
+    same_pose_prob: float = 0.0
     # Stage sync: train a LoRA of this rank (peft, alpha = rank) on the layers named by ``lora_targets`` instead of the
     # multi-view module: the whole transformer stays frozen, checkpoints hold the adapter alone, and the export is
     # base_model's pipeline unchanged plus the adapter in novel_view_lora/ (diffusers' LoRA file), which the pipeline
@@ -168,6 +173,10 @@ class TrainConfig:
         if self.reference_view_prob > 0 and (self.stage != "sync" or self.num_views < 2):
             raise ValueError("reference_view_prob needs stage 'sync' with num_views >= 2 (a view to give and one to "
                              "generate)")
+        if not 0.0 <= self.same_pose_prob <= 1.0:
+            raise ValueError(f"same_pose_prob must be in [0, 1], got {self.same_pose_prob}")
+        if self.same_pose_prob > 0 and self.reference_view_prob == 0:
+            raise ValueError("same_pose_prob needs reference_view_prob > 0 (a copy group is built from its given view)")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0: no LoRA, train the multi-view module), got {self.lora_rank}")
         if self.lora_rank > 0 and self.stage != "sync":

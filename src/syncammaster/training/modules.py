@@ -73,7 +73,9 @@ class FlowMatchingModule(pl.LightningModule):
 
     ``reference_view_prob`` (multi-view only) is the paper's novel-view recipe (Sec. 3.5): that share of groups gets
     one view, drawn at random, clean (its latent as is, timestep 0) and left out of the loss, so the module learns to
-    generate the other views from a given one.
+    generate the other views from a given one. ``same_pose_prob`` of those groups are same-pose copies: every view is
+    the given view's latent (each with its own noise) at view 0's camera, the task of carrying the given view into
+    the generated ones with no geometry involved.
     """
 
     def __init__(
@@ -88,10 +90,15 @@ class FlowMatchingModule(pl.LightningModule):
         caption_dropout: float = 0.0,
         null_prompt_embeds: torch.Tensor | None = None,
         reference_view_prob: float = 0.0,
+        same_pose_prob: float = 0.0,
     ):
         super().__init__()
         if not 0.0 <= reference_view_prob <= 1.0:
             raise ValueError(f"reference_view_prob must be in [0, 1], got {reference_view_prob}")
+        if not 0.0 <= same_pose_prob <= 1.0:
+            raise ValueError(f"same_pose_prob must be in [0, 1], got {same_pose_prob}")
+        if same_pose_prob > 0 and reference_view_prob == 0:
+            raise ValueError("same_pose_prob needs reference_view_prob > 0 (a copy group is built from its given view)")
         if caption_dropout > 0 and null_prompt_embeds is None:
             raise ValueError("caption_dropout > 0 needs null_prompt_embeds, the embedding of the empty caption")
         self.transformer = transformer
@@ -109,6 +116,7 @@ class FlowMatchingModule(pl.LightningModule):
         if reference_view_prob > 0 and not self.is_multiview:
             raise ValueError("reference_view_prob needs a multi-view (SynCamMaster) transformer, stage 'sync'")
         self.reference_view_prob = reference_view_prob
+        self.same_pose_prob = same_pose_prob
         self.has_adapter = has_adapter(transformer)
         if self.is_multiview and not self.has_adapter:  # with the adapter, it alone is trainable already
             transformer.freeze_base()
@@ -130,16 +138,14 @@ class FlowMatchingModule(pl.LightningModule):
         latents = batch["latents"]  # (B, V, C, F, h, w)
         batch_size, num_views = latents.shape[:2]
         generators = generator if isinstance(generator, list) else [generator] * batch_size
-        x0 = latents.flatten(0, 1).float()  # (B*V, C, F, h, w), view-major
+        camera = batch.get("camera")  # (B, V, F, 12)
         noise = _per_group(generators, lambda g: torch.randn(latents.shape[1:], generator=g))  # (B, V, C, F, h, w)
-        noise = noise.flatten(0, 1).to(x0.device)  # (B*V, C, F, h, w)
+        noise = noise.flatten(0, 1).to(latents.device)  # (B*V, C, F, h, w)
         timestep_ids = _per_group(generators, lambda g: torch.randint(0, len(self.schedule.sigmas), (), generator=g))
-        sigma = self.schedule.sigmas[timestep_ids].repeat_interleave(num_views).to(x0.device)  # (B*V,)
-        timestep = self.schedule.timesteps[timestep_ids].repeat_interleave(num_views).to(x0.device)
+        sigma = self.schedule.sigmas[timestep_ids].repeat_interleave(num_views).to(latents.device)  # (B*V,)
+        timestep = self.schedule.timesteps[timestep_ids].repeat_interleave(num_views).to(latents.device)
         if self.bf16_timesteps:
             timestep = timestep.to(torch.bfloat16).float()
-        noisy = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
-        target = noise - x0
 
         prompt_embeds = batch["prompt_embeds"]  # (B, L, text_dim)
         if self.caption_dropout > 0:
@@ -151,19 +157,27 @@ class FlowMatchingModule(pl.LightningModule):
 
         # Views that count in the loss; a reference view is clean, at timestep 0, and does not count.
         counted = torch.ones(batch_size, num_views)  # (B, V)
+        is_reference = torch.zeros(batch_size, num_views, dtype=torch.bool)
         if self.reference_view_prob > 0 and num_views > 1:
             # Drawn last, so that everything above is drawn as it is without reference views.
             has_reference = _per_group(generators, lambda g: torch.rand((), generator=g)) < self.reference_view_prob
             reference = _per_group(generators, lambda g: torch.randint(0, num_views, (), generator=g))  # (B,)
             is_reference = F.one_hot(reference, num_views).bool() & has_reference.view(-1, 1)  # (B, V)
             counted = (~is_reference).float()
-            clean = is_reference.flatten().to(x0.device)  # (B*V,)
-            noisy = torch.where(clean.view(-1, 1, 1, 1, 1), x0, noisy)
-            timestep = torch.where(clean, torch.zeros_like(timestep), timestep)
+            if self.same_pose_prob > 0:
+                copies = has_reference & (_per_group(generators, lambda g: torch.rand((), generator=g))
+                                          < self.same_pose_prob)  # (B,)
+                latents, camera = same_pose_copies(latents, camera, reference, copies)
+        x0 = latents.flatten(0, 1).float()  # (B*V, C, F, h, w), view-major
+        noisy = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
+        target = noise - x0
+        clean = is_reference.flatten().to(x0.device)  # (B*V,)
+        noisy = torch.where(clean.view(-1, 1, 1, 1, 1), x0, noisy)
+        timestep = torch.where(clean, torch.zeros_like(timestep), timestep)
         dtype = next(self.transformer.parameters()).dtype
         kwargs = {}
         if self.is_multiview:
-            kwargs = {"camera_embedding": batch["camera"].flatten(0, 1), "num_views": num_views}  # (B*V, F, 12)
+            kwargs = {"camera_embedding": camera.flatten(0, 1), "num_views": num_views}  # (B*V, F, 12)
         prediction = self.transformer(noisy.to(dtype), timestep, context.to(dtype), return_dict=False, **kwargs)[0]
         per_view = F.mse_loss(prediction.float(), target, reduction="none").flatten(1).mean(1)  # (B*V,)
         counted = counted.to(x0.device)
@@ -199,6 +213,19 @@ class FlowMatchingModule(pl.LightningModule):
                                  "with the settings it was made with")
             missing = self.state_dict().keys() - saved
             checkpoint["state_dict"].update({k: self.state_dict()[k] for k in missing})
+
+
+def same_pose_copies(latents: torch.Tensor, camera: torch.Tensor | None, reference: torch.Tensor,
+                     copies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Latents (B, V, C, F, h, w) and camera (B, V, F, 12) where each group with ``copies[b]`` holds V copies of its
+    view ``reference[b]``'s latent, every one at view 0's camera (the group's reference frame: the identity)."""
+    batch = torch.arange(latents.shape[0], device=latents.device)
+    copied = latents[batch, reference.to(latents.device)].unsqueeze(1).expand_as(latents)
+    latents = torch.where(copies.to(latents.device).view(-1, 1, 1, 1, 1, 1), copied, latents)
+    if camera is not None:
+        first = camera[:, :1].expand_as(camera)
+        camera = torch.where(copies.to(camera.device).view(-1, 1, 1, 1), first, camera)
+    return latents, camera
 
 
 class VAEModule(pl.LightningModule):

@@ -210,7 +210,7 @@ def _fit_transformer(config: TrainConfig, transformer, dataset, components, rest
     null = _null_prompt_embeds(config, components) if config.caption_dropout > 0 else None
     module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, lr_schedule(config),
                                 config.shift, config.bf16_timesteps, config.seed, config.caption_dropout, null,
-                                config.reference_view_prob)
+                                config.reference_view_prob, config.same_pose_prob)
     fit(config, module, dataset, restart=restart, progress_bar=progress_bar)
     transformer = module.transformer.float().eval()
     transformer.disable_gradient_checkpointing()
@@ -304,5 +304,6 @@ def _training_record(config: TrainConfig) -> dict:
     return {"stage": config.stage, "max_steps": config.max_steps, "num_views": config.num_views,
             "num_frames": config.num_frames, "height": config.height, "width": config.width,
             "learning_rate": config.learning_rate, "batch_size": config.batch_size, "seed": config.seed,
-            "reference_view_prob": config.reference_view_prob, "lora_rank": config.lora_rank,
+            "reference_view_prob": config.reference_view_prob,
+            "same_pose_prob": config.same_pose_prob, "lora_rank": config.lora_rank,
             "lora_targets": list(config.lora_targets) if config.lora_rank > 0 else []}
