@@ -44,7 +44,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Stopwatch, load_average, machine_line, markdown_table, run_timed
+from harness import (
+    Stopwatch,
+    add_results_argument,
+    load_average,
+    machine_line,
+    markdown_table,
+    run_timed,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -299,19 +307,24 @@ def main() -> None:
                         help="torch CPU threads of every process started (OMP_NUM_THREADS; default: torch's), except "
                         "in the processes table, which sets its own; on a shared machine one thread measures the work "
                         "more than the other jobs")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if shutil.which("syncammaster") is None:
         raise SystemExit("the syncammaster command is not on PATH; install the project (pip install -e .)")
     threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
-    print(f"{machine_line()}; threads per process: {threads}")
+    machine = f"{machine_line()}; threads per process: {threads}"
+    print(machine)
     for name in args.tables:
         with Stopwatch() as clock:
             text = {"phases": lambda: phases(args.repeats), "whole": lambda: whole(args.repeats, args.against),
                     "batch": lambda: batch(args.scenes, args.repeats),
                     "processes": lambda: processes(args.scenes), "compile": lambda: compiled(args.scenes)}[name]()
         print(f"\n### {name} ({clock.wall:.0f} s, load average {load_average()} after)\n\n{text}", flush=True)
+        if args.results:
+            write_results(f"batch.py {name}", text + f"\n\nLoad average after: {load_average()}.", machine,
+                          "the shipped small model (src/syncammaster/assets/default_model)")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import resource
+import shlex
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ __all__ = [
     "run_timed",
     "synchronize",
     "text_table",
+    "add_results_argument",
+    "write_results",
 ]
 
 
@@ -168,3 +173,41 @@ class Table:
         if self.notes:
             body += ["", *self.notes]
         return "\n".join(body)
+
+
+# ---------------------------------------------------------------------------------------------------- RESULTS.md
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def results_markers(name: str) -> tuple[str, str]:
+    """The two lines that enclose the part of RESULTS.md that the benchmark run ``name`` writes."""
+    return f"<!-- generated: {name} -->", f"<!-- /generated: {name} -->"
+
+
+def write_results(name: str, body: str, machine: str, model: str | None = None, path: Path = RESULTS) -> None:
+    """Puts ``body`` (markdown) into ``path`` between ``results_markers(name)``, under a line saying how it was made:
+    the command that ran (this process's), the machine line and the model measured.
+
+    The document keeps its order and its prose; only the enclosed part is replaced, whole, atomically. A name with
+    no markers in the document stops the run in one line (put the two markers where the tables belong first).
+    """
+    from syncammaster.atomic import write_atomically
+
+    begin, end = results_markers(name)
+    text = path.read_text(encoding="utf-8")
+    found = re.search(rf"^{re.escape(begin)}\n.*?^{re.escape(end)}$", text, flags=re.S | re.M)
+    if found is None:
+        raise SystemExit(f"{path} has no '{begin}' ... '{end}' block; add the two lines where these tables belong")
+    command = shlex.join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    made = f"Made by `{command}` on {machine}" + (f"; model: {model}" if model else "") + "."
+    block = f"{begin}\n{made}\n\n{body.strip()}\n{end}"
+    write_atomically(path, text[: found.start()] + block + text[found.end():])
+    print(f"wrote {name} into {path}")
+
+
+def add_results_argument(parser) -> None:
+    """``--results``: write the tables into benchmarks/RESULTS.md (``write_results``) as well as printing them."""
+    parser.add_argument("--results", action="store_true",
+                        help=f"also write the tables into {RESULTS.relative_to(RESULTS.parents[1])}, replacing "
+                        "this benchmark's generated block there")

@@ -44,7 +44,7 @@ from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
 from fidelity import add_generation_arguments, held_out_seeds  # this folder's fidelity benchmark
-from harness import Stopwatch, machine_line, markdown_table
+from harness import Stopwatch, add_results_argument, machine_line, markdown_table, write_results
 
 GIVEN_VIEW = 0  # camera 1 of the rig is the given video
 
@@ -146,6 +146,7 @@ def main() -> None:
                         help="score only these rows of the model (default: all)")
     parser.add_argument("--out", default="runs/novel_view", help="renders, scene folders and novel_view.json")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
+    add_results_argument(parser)
     parser.add_argument("--strip", default=None, help="write a PNG of the first scene: true views over generated")
     args = parser.parse_args()
 
@@ -231,6 +232,9 @@ def main() -> None:
                                                      "results": results}, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine at the start: {machine}\n")
+    if args.results:
+        model = args.model or "the shipped small model (src/syncammaster/assets/default_model)"
+        write_results("novel_view.py", markdown_table(rows), machine, model)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 # Reproduces, from scratch on a CPU, the small SynCamMaster shipped in src/syncammaster/assets/default_model:
 # render the procedural world, build the text encoder, train the VAE (three stages), cache latents, train the base
 # text-to-video transformer, train the multi-view synchronization module, fine-tune it for novel views of a given
-# video, install the result into the package.
+# video, train the novel-view adapter (a LoRA used only with a given video), install the result into the package.
 # Every step resumes where it stopped: run the same command again after an interruption. Start from an empty
 # runs/default_model: finished stages found there are not trained again.
-# The vocabulary and the VAE learn from the first 160 scenes (data/); the transformers from 480 (all/: those 160 and
-# 320 more rendered with another seed, in subset "extra").
+# The vocabulary, the VAE and the novel-view adapter learn from the first 160 scenes (data/); the transformers from 480
+# (all/: those 160 and 320 more rendered with another seed, in subset "extra").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=runs/default_model
@@ -41,13 +41,14 @@ time syncammaster train --config configs/small/vae_images.toml
 time syncammaster train --config configs/small/base.toml
 time syncammaster train --config configs/small/sync.toml
 time syncammaster train --config configs/small/sync_reference.toml
+time syncammaster train --config configs/small/sync_novel_view_lora.toml
 python - <<'PY'
 import shutil
 from pathlib import Path
 
 from syncammaster.app import default_model_dir
 
-source, target = Path("runs/default_model/export_reference"), default_model_dir()
+source, target = Path("runs/default_model/export_novel_view"), default_model_dir()
 shutil.rmtree(target, ignore_errors=True)
 shutil.copytree(source, target)
 print(f"installed {source} -> {target}")

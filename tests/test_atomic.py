@@ -160,9 +160,9 @@ def test_staging_folders_without_a_lock_go_only_when_old_and_clearly_a_scene_wri
 
 
 def test_rendered_metadata_has_ordinary_permissions(tmp_path, umask_022):
-    from syncammaster.render.dataset import METADATA_FILE, _write_metadata
+    from syncammaster.render.dataset import METADATA_FILE, write_metadata
 
-    _write_metadata(tmp_path, num_scenes=2, num_views=2, seed=0)
+    write_metadata(tmp_path, num_scenes=2, num_views=2, seed=0)
     assert _mode(tmp_path / METADATA_FILE) == 0o644
     assert (tmp_path / METADATA_FILE).read_text().splitlines()[0] == "file_name,text"
 

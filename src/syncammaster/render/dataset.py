@@ -187,7 +187,7 @@ def _plan(out: Path, num_scenes: int, num_views: int, num_frames: int, size: int
     return jobs
 
 
-def _write_metadata(out: Path, num_scenes: int, num_views: int, seed: int) -> None:
+def write_metadata(out: Path, num_scenes: int, num_views: int, seed: int) -> None:
     """metadata.csv (file_name,text; one row per video), all or nothing."""
     names = _camera_names(num_views)
     text = io.StringIO(newline="")
@@ -238,7 +238,7 @@ def render_missing_scenes(
                     bar.update()
 
     # 3. The index of all scenes, once they are all there.
-    _write_metadata(out, num_scenes, num_views, seed)
+    write_metadata(out, num_scenes, num_views, seed)
     return out, len(jobs)
 
 

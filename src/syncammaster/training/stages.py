@@ -10,6 +10,7 @@ import torch
 
 from ..atomic import save_atomically
 from ..camera_conventions import SYNCAMVIDEO_FOCAL_PER_SIDE
+from ..compilation import check_compile
 from ..model_files import check_components, read_json_object
 from ..ranks import on_global_zero
 from .config import TrainConfig
@@ -205,7 +206,7 @@ def _fit_transformer(config: TrainConfig, transformer, dataset, components, rest
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     if config.compile:
-        _check_compiler()
+        check_compile(None, "compile = true", "set compile = false")
         transformer.compile()  # in place: parameter names, checkpoints and the export stay those of the eager model
     null = _null_prompt_embeds(config, components) if config.caption_dropout > 0 else None
     module = FlowMatchingModule(transformer, config.learning_rate, config.weight_decay, lr_schedule(config),
@@ -215,19 +216,6 @@ def _fit_transformer(config: TrainConfig, transformer, dataset, components, rest
     transformer = module.transformer.float().eval()
     transformer.disable_gradient_checkpointing()
     return transformer.requires_grad_(False)
-
-
-def _check_compiler() -> None:
-    """torch.compile on a CPU builds C++ kernels; without a compiler it would fail at the first step, mid-run."""
-    if torch.cuda.is_available():
-        return
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-
-        get_cpp_compiler()
-    except Exception as error:  # inductor raises its own error types, which vary between torch versions
-        raise ValueError(f"compile = true needs a C++ compiler on a CPU ({error}); install g++ (or set CXX), "
-                         "or set compile = false") from None
 
 
 def _transformer_folder(folder: str | Path) -> tuple[Path, str | None, dict]:
