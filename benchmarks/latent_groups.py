@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from syncammaster.data import LatentViewDataset, collate_views
-from syncammaster.data.cache_files import read_cache_config
+from syncammaster.data.latent_cache_files import read_cache_config
 from syncammaster.training.modules import NUM_TRAIN_TIMESTEPS
 
 

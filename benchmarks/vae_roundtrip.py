@@ -25,7 +25,7 @@ from diffusers import AutoencoderKLWan
 from tqdm import tqdm
 
 from syncammaster.data import SceneIndex
-from syncammaster.data.cache import load_clip
+from syncammaster.data.latent_cache import load_clip
 from syncammaster.evaluate import first_frame_jump
 
 from harness import Stopwatch, machine_line, text_table

@@ -171,7 +171,7 @@ def test_cached_tensors_have_ordinary_permissions(tmp_path, umask_022):
     import torch
     from safetensors.torch import load_file
 
-    from syncammaster.data.cache_files import write_entry
+    from syncammaster.data.latent_cache_files import write_entry
 
     write_entry(tmp_path / "a" / "latents.safetensors", {"latents": torch.ones(2, 3)}, {"caption": "x"})
     assert _mode(tmp_path / "a" / "latents.safetensors") == 0o644

@@ -1,4 +1,4 @@
-"""Tests for syncammaster.data.cache: frames, encoders, the cache layout, resuming, refusing, the Lightning path."""
+"""syncammaster.data.latent_cache: frames, encoders, the cache layout, resuming, refusing, the Lightning path."""
 
 from __future__ import annotations
 

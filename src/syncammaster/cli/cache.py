@@ -1,5 +1,5 @@
 """``syncammaster cache``: encode a dataset's videos (VAE) and captions (text encoder) once, into a latent cache
-(:mod:`syncammaster.data.cache`)."""
+(:mod:`syncammaster.data.latent_cache`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _devices(text: str) -> int | str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``syncammaster cache``: ROOT, --model, --out, --frames, --height, --width, --batch-size, --strict,
     and more."""
-    from ..data.cache import DEFAULT_MAX_SEQUENCE_LENGTH
+    from ..data.latent_cache import DEFAULT_MAX_SEQUENCE_LENGTH
 
     parser.add_argument("root", metavar="ROOT", help="dataset root in the SynCamVideo layout (metadata.csv, train/)")
     parser.add_argument(
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> None:
     from diffusers import AutoencoderKLWan
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    from ..data.cache import cache_dataset
     from ..data.index import DatasetError, SceneIndex
+    from ..data.latent_cache import cache_dataset
     from ..hub import resolve_folder
     from ..model_files import check_components
     from ..ranks import global_rank

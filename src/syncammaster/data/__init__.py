@@ -8,7 +8,9 @@
 """
 
 from ..encoding import encode_captions, encode_videos, pad_prompt_embeds, resize_and_crop
-from .cache import (
+from .dataset import LatentViewDataset, collate_views
+from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex
+from .latent_cache import (
     CacheReport,
     CacheSettings,
     cache_dataset,
@@ -17,8 +19,6 @@ from .cache import (
     read_cache_config,
     text_file,
 )
-from .dataset import LatentViewDataset, collate_views
-from .index import DatasetError, DataWarning, IndexedScene, IndexProblem, SceneIndex
 from .views import (
     camera_angles,
     view_combinations,

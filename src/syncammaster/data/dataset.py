@@ -26,7 +26,8 @@ from safetensors import SafetensorError
 
 from ..cameras import CameraRig
 from ..encoding import pad_prompt_embeds
-from .cache_files import (
+from .index import DatasetError, DataWarning, IndexedScene, SceneIndex
+from .latent_cache_files import (
     CACHE_INDEX_FILE,
     latents_file,
     read_cache_config,
@@ -34,7 +35,6 @@ from .cache_files import (
     read_prompt_embeds,
     text_file,
 )
-from .index import DatasetError, DataWarning, IndexedScene, SceneIndex
 from .views import DEFAULT_MAX_AZIMUTH, DEFAULT_MAX_ELEVATION, view_combinations
 
 __all__ = ["LatentViewDataset", "collate_views"]

@@ -27,7 +27,6 @@ import torch.nn as nn
 from diffusers.configuration_utils import register_to_config
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
-from diffusers.hooks.hooks import CacheContext, _set_cache_context
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.embeddings import apply_rotary_emb
@@ -259,6 +258,7 @@ def split_view_attention(
     key = apply_rotary_emb(key, (cos, sin), use_real=True, use_real_unbind_dim=-1, sequence_dim=1)
     key = view_split.gather_views(key, tokens_per_view)  # (B*F, V_all*H*W, heads, hd)
     value = view_split.gather_views(value, tokens_per_view)
+    # The backend the user set on this attention (``set_attention_backend``), which diffusers keeps on its processor.
     hidden_states = dispatch_attention_fn(
         query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, backend=attn.processor._attention_backend
     )  # (B*F, V*H*W, heads, hd)
@@ -268,7 +268,8 @@ def split_view_attention(
 
 # diffusers' cache hooks (First Block Cache, MagCache, ...) look a block's class up in this registry to learn which
 # argument holds the hidden states and which output returns them; the MVS arguments after ``rotary_emb`` are passed
-# through untouched. The block returns the hidden states alone, as Wan's does.
+# through untouched. The block returns the hidden states alone, as Wan's does. diffusers registers its own blocks the
+# same way and exports the registry from no public module, so it is imported from ``diffusers.hooks._helpers``.
 TransformerBlockRegistry.register(
     model_class=SynCamMasterTransformerBlock,
     metadata=TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None),
@@ -293,11 +294,8 @@ class DenoiseStepHook(ModelHook):
         timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
         # Views may carry different timesteps (a clean reference view): the noisiest one says where sampling is.
         self.timestep = float(torch.as_tensor(timestep).max())
-        _set_cache_context(module, CacheContext(DENOISE_CACHE_CONTEXT, timestep=self.timestep))
-        try:
+        with module.cache_context(DENOISE_CACHE_CONTEXT, timestep=self.timestep):
             return self.fn_ref.original_forward(*args, **kwargs)
-        finally:
-            _set_cache_context(module, None)
 
     def reset_state(self, module: nn.Module) -> nn.Module:
         self.timestep = float("inf")

@@ -1,7 +1,7 @@
 """Cache a dataset's latents: index it, list the work, run the VAE and the text encoder over it, write the entries.
 
-The files and what they hold are ``syncammaster.data.cache_files``'s (the latent cache's format); this module is the
-driver of ``syncammaster cache`` and of the stages that fill a latent cache before training.
+The files and what they hold are ``syncammaster.data.latent_cache_files``'s (the latent cache's format); this module
+is the driver of ``syncammaster cache`` and of the stages that fill a latent cache before training.
 
 Frames: the first ``num_frames`` frames of each video, scaled until (height, width) fits inside and centre-cropped
 to it, the release's rule (1280x1280 -> 832x832 -> 480x832); values in [-1, 1].
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from ..encoding import encode_captions, encode_videos, resize_and_crop
 from ..ranks import on_global_zero
 from ..video import VideoTooShortError, read_clip
-from .cache_files import (
+from .index import DatasetError, SceneIndex
+from .latent_cache_files import (
     CACHE_CONFIG_FILE,
     CACHE_INDEX_FILE,
     DEFAULT_MAX_SEQUENCE_LENGTH,
@@ -40,7 +41,6 @@ from .cache_files import (
     write_latents,
     write_prompt_embeds,
 )
-from .index import DatasetError, SceneIndex
 
 # The format's names that callers of caching use come along (syncammaster.data re-exports them from here).
 __all__ = [
@@ -218,7 +218,7 @@ def cache_dataset(
     progress: bool = True,
 ) -> CacheReport:
     """Encode every video and caption of ``index`` into the latent cache ``cache_dir`` (layout:
-    ``syncammaster.data.cache_files``); resumable.
+    ``syncammaster.data.latent_cache_files``); resumable.
 
     Args:
         index: the scenes (``SceneIndex.build``); every video must have at least ``num_frames`` frames.
@@ -261,7 +261,7 @@ def cache_dataset(
     # 4. Encode and write.
     num_written = 0
     if pending and use_lightning:
-        from .cache_lightning import cache_with_lightning
+        from .latent_cache_lightning import cache_with_lightning
 
         num_written = cache_with_lightning(writer, dataset, batch_size, num_workers, devices, progress)
     elif pending:

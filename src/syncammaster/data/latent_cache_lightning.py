@@ -1,4 +1,4 @@
-"""The Lightning path of :func:`syncammaster.data.cache.cache_dataset`: the same work on every available device.
+"""The Lightning path of :func:`syncammaster.data.latent_cache.cache_dataset`: the same work on every available device.
 
 ``Trainer.predict`` replaces the DataLoader's sampler with a distributed one that repeats no item (unlike training's,
 it does not pad the shares to one length), so each rank encodes its own share of the items, each item once; the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from .cache import CacheItemDataset, CacheWriter
+from .latent_cache import CacheItemDataset, CacheWriter
 
 __all__ = ["LatentCacheModule", "cache_with_lightning"]
 
