@@ -176,6 +176,33 @@ def test_the_cli_flag_turns_it_off(folders, tmp_path, capsys):
     assert json.loads((folders[1] / "model_index.json").read_text())["_class_name"] == "SynCamMasterPipeline"
 
 
+def test_a_run_without_a_given_video_does_not_load_it(folders, monkeypatch, tmp_path):
+    """generate and --prompts load the adapter only for runs with a video (text-to-views does not use it)."""
+    from syncammaster import app
+    from syncammaster.cli import build_parser
+
+    loaded = []
+    monkeypatch.setattr(SynCamMasterPipeline, "load_novel_view_adapter",
+                        lambda self, folder: loaded.append(folder) or False)
+    argv = ["generate", "--prompt", CAPTIONS[0], "--out", "unused", "--model", str(folders[1])]
+    args = build_parser(argv).parse_args(argv)
+    app.load_pipeline(args, novel_view_adapter=False)
+    assert loaded == []
+    app.load_pipeline(args)
+    assert loaded == [folders[1]]
+    args = build_parser(argv).parse_args([*argv, "--no-novel-view-adapter"])
+    app.load_pipeline(args)
+    assert loaded == [folders[1]]
+
+    # The command itself, text to views: the adapter is not loaded.
+    from syncammaster.cli import main
+
+    assert main(["generate", "--prompt", CAPTIONS[0], "--model", str(folders[1]), "--out", str(tmp_path / "t"),
+                 "--rig", "arc", "--views", "3", "--frames", "5", "--height", "16", "--width", "32", "--steps", "1",
+                 "--quiet"]) == 0
+    assert loaded == [folders[1]]
+
+
 def _split_worker(rank: int, store: str, folder: str, out: str) -> None:
     import torch.distributed as dist
 

@@ -66,7 +66,11 @@ def start_up():
 # ---------------------------------------------------------------------- generate
 
 
-def load_pipeline(args):
+def load_pipeline(args, novel_view_adapter: bool = True):
+    """The pipeline the flags name (``--model``, a hub id, ``--wan`` + ``--checkpoint``, or the shipped model) on
+    the device and in the dtype they ask for. ``novel_view_adapter``: load the model's novel-view LoRA if it has one
+    (unless ``--no-novel-view-adapter``); a run without a given video passes False and skips its loading, since the
+    adapter is used only with one."""
     import torch
 
     from .hub import resolve_folder
@@ -102,7 +106,8 @@ def load_pipeline(args):
             )
         model = resolve_folder(args.model, revision) if args.model is not None else default_model_dir()
         pipe = load_model_folder(model, dtype=dtype,
-                                 novel_view_adapter=not getattr(args, "no_novel_view_adapter", False))
+                                 novel_view_adapter=novel_view_adapter and not getattr(args, "no_novel_view_adapter",
+                                                                                       False))
     if args.cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:

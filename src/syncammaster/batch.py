@@ -421,7 +421,7 @@ def run_batch(args) -> None:
     made = 0
     if todo:
         with start_up():  # imports and loading with the cycle collector paused
-            pipe = load_pipeline(args)
+            pipe = load_pipeline(args, novel_view_adapter=any(scene.request.video is not None for scene in todo))
             add_loras_and_step_cache(pipe, args, cache_threshold)
             if args.compile:
                 compile_transformer(pipe)

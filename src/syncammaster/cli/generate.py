@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> None:
                 same_size = clip.frames.shape[1:3] == (height, width)
                 resized = "" if same_size else f"; resized and centre-cropped to {width}x{height}"
                 print(f"--video: {clip.describe()}{resized}; it is camera {rig.names[reference_view]}")
-            pipe = app.load_pipeline(args)
+            pipe = app.load_pipeline(args, novel_view_adapter=args.video is not None)
             app.add_loras_and_step_cache(pipe, args, cache_threshold)
             if args.compile:
                 from ..compilation import compile_transformer
