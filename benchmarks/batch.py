@@ -101,7 +101,7 @@ def phase_worker(out: str, extra: list[str]) -> None:
 
         from syncammaster import model_files, pipeline  # noqa: F401
         mark()
-        pipe = load_pipeline(args)
+        pipe = load_pipeline(args, novel_view_adapter=False)  # as generate without --video
         add_loras_and_step_cache(pipe, args, threshold)
         pipe.set_progress_bar_config(disable=True)
     mark()

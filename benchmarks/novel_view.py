@@ -8,7 +8,11 @@ cameras 2-4 (15, 30 and 45 deg away from it) are generated and scored against th
 - PSNR (dB) and SSIM (torchmetrics' Gaussian-window SSIM) over all frames of the generated views, and PSNR per
   distance from the given view;
 - the ``syncammaster evaluate`` measures of the whole scene (given view + generated views): SIFT matches verified
-  by a fitted fundamental matrix and their epipolar error against the requested cameras, and motion synchronization.
+  by a fitted fundamental matrix and their epipolar error against the requested cameras, and motion synchronization
+  ("sync corr": the given view is the real video there, every other view a decoded one);
+- "motion vs given": the correlation at lag 0 of each generated view's motion-energy curve with the given video's
+  after a round trip through the model's VAE, so that a decoded video is compared with a decoded one (decoding adds
+  frame-to-frame changes of its own, at the VAE's temporal stride). n/a where a curve is flat.
 
 Rows: the model with its reference kept clean (``reference_mode="clean"``, what it is fine-tuned for); the same
 model with the reference re-noised at every step (``"renoise"``, the training-free variant); the no-sync ablation
@@ -39,6 +43,7 @@ from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
+from syncammaster.evaluate.sync import lagged_correlation, motion_energy
 from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
@@ -70,13 +75,13 @@ def generate(pipe, truth: Scene, args, **kwargs) -> tuple[list[np.ndarray], floa
 
 
 @torch.no_grad()
-def through_vae(pipe, truth: Scene) -> tuple[list[np.ndarray], float]:
-    """Every true view encoded (the latent a given video gets) and decoded by the model's VAE: the best any sampler
-    on this VAE can do."""
+def through_vae(pipe, truth: Scene, views: list[int] | None = None) -> tuple[list[np.ndarray], float]:
+    """Every true view (or those of ``views``) encoded (the latent a given video gets) and decoded by the model's
+    VAE: the best any sampler on this VAE can do."""
     height, width = truth.videos[0].shape[1:3]
     videos = []
     with Stopwatch() as clock:
-        for video in truth.videos:
+        for video in (truth.videos if views is None else [truth.videos[v] for v in views]):
             _, latent = pipe.prepare_reference(video, height, width, truth.num_frames, pipe.device)  # (C, F, h, w)
             decoded = pipe.decode_latents(latent[None])[0]  # (3, T, H, W) in [-1, 1]
             videos.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy())
@@ -96,10 +101,15 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
 
 
+def _mean_defined(values: list[float | None]) -> float | None:
+    """The mean of the defined values, or None if a value is missing (a flat curve counts against, never for)."""
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
 def table(results: dict[str, dict], angles: list[float]) -> list[list[str]]:
     """One row per method; ``angles``: degrees of each generated view from the given one."""
     header = ["row", "PSNR dB", "SSIM", *[f"PSNR {a:.0f} deg" for a in angles], "verified/pair", "epi median px",
-              "<1px", "sync corr", "s/scene"]
+              "<1px", "sync corr", "motion vs given", "s/scene"]
     rows = [header]
     for name, r in results.items():
         s = r["summary"]
@@ -107,7 +117,7 @@ def table(results: dict[str, dict], angles: list[float]) -> list[list[str]]:
         rows.append([name, _fmt(r["psnr"]), _fmt(r["ssim"], ".3f"), *[_fmt(p) for p in r["psnr_by_view"]],
                      _fmt(s["verified"], ".1f"),
                      _fmt(epipolar.get("median_px")) if epipolar else "n/a", _fmt(epipolar.get("under_1px"), ".0%"),
-                     _fmt(s["sync_corr"]), _fmt(r["seconds"], ".1f")])
+                     _fmt(s["sync_corr"]), _fmt(r["follows_given"]), _fmt(r["seconds"], ".1f")])
     return rows
 
 
@@ -196,10 +206,14 @@ def main() -> None:
 
     # 3. Make and score every row on every scene.
     settings = EvaluationSettings(frames=args.eval_frames)
-    scores = {row: {"psnr": [], "ssim": [], "psnr_by_view": [[] for _ in angles], "evaluations": [], "seconds": []}
-              for row in makers}
+    scores = {row: {"psnr": [], "ssim": [], "psnr_by_view": [[] for _ in angles], "evaluations": [], "seconds": [],
+                    "follows_given": []} for row in makers}
     for n, truth in enumerate(truths):
         line = []
+        # The given video through the VAE: every generated view is decoded, and decoding adds its own frame-to-frame
+        # changes (a real video and its round trip differ in their motion curves), so motion is compared decoded
+        # with decoded.
+        given_motion = motion_energy(through_vae(pipe, truth, [GIVEN_VIEW])[0][0])
         for row, make in makers.items():
             videos, seconds = make(truth)
             scene = Scene(videos, truth.rig, truth.intrinsics, truth.prompt)
@@ -214,6 +228,8 @@ def main() -> None:
                 scores[row]["psnr_by_view"][i].append(p)
             scores[row]["evaluations"].append(evaluate_scene(scene, settings, name=f"{row} {n}"))
             scores[row]["seconds"].append(seconds)
+            scores[row]["follows_given"] += [lagged_correlation(given_motion, motion_energy(videos[v]), 0)
+                                             for v in generated]
             line.append(f"{row}: {np.mean([p for p, _ in pairs]):.2f} dB")
         print(f"scene {n} ({truth.prompt[:50]}...): " + ", ".join(line), flush=True)
 
@@ -221,7 +237,8 @@ def main() -> None:
     results = {
         row: {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
               "psnr_by_view": [float(np.mean(p)) if p else None for p in s["psnr_by_view"]],
-              "seconds": float(np.mean(s["seconds"])), "summary": summarize(s["evaluations"])}
+              "seconds": float(np.mean(s["seconds"])), "summary": summarize(s["evaluations"]),
+              "follows_given": _mean_defined(s["follows_given"])}
         for row, s in scores.items()
     }
     rows = table(results, angles)
