@@ -50,7 +50,16 @@ from syncammaster.evaluate import evaluate_scene
 from syncammaster.pipeline import use_channels_last_3d
 from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
 
-from harness import Stopwatch, load_average, machine_line, markdown_table, median_seconds, run_timed
+from harness import (
+    Stopwatch,
+    add_results_argument,
+    load_average,
+    machine_line,
+    markdown_table,
+    median_seconds,
+    run_timed,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "A large red sphere bounces near a small blue cube, on a grey stone floor under a clear sky."
@@ -132,7 +141,7 @@ def run_settings(pipe, settings, call_kwargs, decode, score):
     return results
 
 
-def print_table(results, decode_seconds, peak, consistency: bool) -> None:
+def results_table(results, decode_seconds, peak, consistency: bool) -> str:
     base = results[0]
     header = ["cache", "denoise s", "denoise CPU s", "call s", "speedup", "CPU speedup", "FFN run %", "attention run %",
               "PSNR dB"]
@@ -152,10 +161,10 @@ def print_table(results, decode_seconds, peak, consistency: bool) -> None:
             s = row["scores"]
             line += [f"{s['matches']:.1f}", f"{s['epipolar']:.2f}", f"{s['sync']:.3f}"]
         rows.append(line)
-    print(markdown_table(rows))
+    return markdown_table(rows)
 
 
-def table_shipped(args) -> None:
+def table_shipped(args) -> str:
     pipe = SynCamMasterPipeline.from_pretrained(default_model_dir())
     pipe.set_progress_bar_config(disable=True)
     rig = CameraRig.preset("arc", num_views=4)
@@ -178,8 +187,9 @@ def table_shipped(args) -> None:
 
     print(f"\n## shipped model: default generate, 4 views x 17 frames, 128x128, {steps} steps, seed 0", flush=True)
     results = run_settings(pipe, chosen_settings(args), call_kwargs, decode, score)
-    print(f"\n(VAE decoding of the 4 videos: median {statistics.median(decode_seconds):.1f} s, added to every row)\n")
-    print_table(results, statistics.median(decode_seconds), 255.0, consistency=True)
+    decoding = statistics.median(decode_seconds)
+    return (results_table(results, decoding, 255.0, consistency=True)
+            + f"\n\nVAE decoding of the 4 videos: median {decoding:.1f} s, in every row's call time.")
 
 
 def big_pipeline(num_layers: int) -> SynCamMasterPipeline:
@@ -206,7 +216,7 @@ def big_pipeline(num_layers: int) -> SynCamMasterPipeline:
                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), max_sequence_length=16)
 
 
-def table_big(args) -> None:
+def table_big(args) -> str:
     pipe = big_pipeline(args.big_layers)
     pipe.set_progress_bar_config(disable=True)
     rig = CameraRig.preset("arc", num_views=2)
@@ -218,11 +228,10 @@ def table_big(args) -> None:
     results = run_settings(pipe, chosen_settings(args), call_kwargs,
                            lambda latents: latents.float().numpy(), lambda output: {})
     peak = float(results[0]["output"].max() - results[0]["output"].min())
-    print()
-    print_table(results, 0.0, peak, consistency=False)
+    return results_table(results, 0.0, peak, consistency=False)
 
 
-def table_vae(args) -> None:
+def table_vae(args) -> str:
     pipe = SynCamMasterPipeline.from_pretrained(default_model_dir())
     contiguous = pipe.vae
     channels_last = copy.deepcopy(contiguous)
@@ -239,26 +248,26 @@ def table_vae(args) -> None:
     first, second = (statistics.median(times[name][1:]) for name in times)  # the first repeat warms up
     difference = (outputs["contiguous"] - outputs["channels_last_3d"]).abs().max().item()
     print("\n## VAE decoding of the default generate's 4 videos (4 x 17 frames, 128x128)\n")
-    print(markdown_table([["weights", "median s", "speedup", "max abs diff"],
-                          ["contiguous", f"{first:.2f}", "1.00", ""],
-                          ["channels_last_3d", f"{second:.2f}", f"{first / second:.2f}", f"{difference:.1e}"]]))
+    return markdown_table([["weights", "median s", "speedup", "max abs diff"],
+                           ["contiguous", f"{first:.2f}", "1.00", ""],
+                           ["channels_last_3d", f"{second:.2f}", f"{first / second:.2f}", f"{difference:.1e}"]])
 
 
-def table_help(args) -> None:
+def table_help(args) -> str:
     def process_seconds(command) -> float:
         return median_seconds(lambda: run_timed(command, cwd=ROOT), warmup=0, repeats=5)
 
     help_seconds = process_seconds([sys.executable, "-m", "syncammaster.cli", "--help"])
     heavy = process_seconds([sys.executable, "-c", "import torch, diffusers, syncammaster.pipeline"])
     print("\n## start-up\n")
-    print(markdown_table([
+    return markdown_table([
         ["process", "median s"],
         ["syncammaster --help", f"{help_seconds:.2f}"],
         ["import torch, diffusers, syncammaster.pipeline (what --help used to load)", f"{heavy:.2f}"],
-    ]))
+    ])
 
 
-def table_lite(args) -> None:
+def table_lite(args) -> str:
     from diffusers.hooks import TaylorSeerCacheConfig
 
     pipe = SynCamMasterPipeline.from_pretrained(default_model_dir())
@@ -288,7 +297,7 @@ def table_lite(args) -> None:
         rows.append([str(first), str(interval), str(full), f"{base_seconds / seconds:.2f}",
                      f"{psnr(videos, base, 255.0):.1f}"])
         print(f"  {first}:{interval} done", flush=True)
-    print(markdown_table(rows))
+    return markdown_table(rows)
 
 
 TABLES = {"shipped": table_shipped, "big": table_big, "vae": table_vae, "lite": table_lite, "help": table_help}
@@ -305,12 +314,20 @@ def main() -> None:
     parser.add_argument("--schedules", nargs="+", metavar="FIRST:INTERVAL",
                         default=["3:5", "4:6", "5:7", "6:8", "6:9", "8:10", "3:6", "2:6"],
                         help="table lite: TaylorSeer-Lite schedules, full first steps and interval")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"{machine_line()}; step caches: {', '.join(STEP_CACHE_METHODS)}")
+    machine = machine_line()
+    print(f"{machine}; step caches: {', '.join(STEP_CACHE_METHODS)}")
     for name in args.tables:
-        TABLES[name](args)
+        text = TABLES[name](args)
+        print(f"\n{text}", flush=True)
+        if args.results:
+            model = "a random 1.3B-shaped transformer" if name == "big" else (
+                "the shipped small model (src/syncammaster/assets/default_model)")
+            write_results(f"step_caches.py {name}", text + f"\n\nLoad average after: {load_average()}.", machine,
+                          model)
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 
