@@ -168,11 +168,12 @@ class Table:
         return "\n".join(body + [f"  {note}" for note in self.notes])
 
     def markdown(self) -> str:
-        """For RESULTS.md: a level-3 heading, the table, the notes as a paragraph each."""
-        body = [f"### {self.title}", "", markdown_table([self.headers, *self.rows])]
-        if self.notes:
-            body += ["", *self.notes]
-        return "\n".join(body)
+        """For RESULTS.md: a level-3 heading, then ``body()``."""
+        return f"### {self.title}\n\n{self.body()}"
+
+    def body(self) -> str:
+        """The table and the notes (a paragraph each), without the heading: what ``write_results`` puts under it."""
+        return "\n\n".join([markdown_table([self.headers, *self.rows]), *self.notes])
 
 
 # ---------------------------------------------------------------------------------------------------- RESULTS.md

@@ -60,7 +60,7 @@ import diffusers
 import torch
 import transformers
 
-from harness import Table, load_average, machine_line
+from harness import Table, add_results_argument, load_average, machine_line, write_results
 from speed_config import LATENT_FRAMES, LATENT_SIZE, Settings, log, make_settings
 from speed_forward import bench_reference, bench_tokens, bench_views, matmul_peak_gflops
 from speed_pipeline import bench_generate, bench_training, bench_vae
@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
     parser.add_argument("--tables", type=int, nargs="+", choices=range(1, 8), default=list(range(1, 8)),
                         metavar="N", help="which tables to make, 1-7 (default all)")
+    add_results_argument(parser)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
@@ -114,9 +115,13 @@ def main(argv: list[str] | None = None) -> None:
 
     tables = []
 
-    def show(table: Table) -> None:
+    def show(table: Table, number: int) -> None:
         tables.append(table)
         print("\n" + table.text(), flush=True)
+        if args.results:
+            model = ("the shipped small model's weights" if number in (4, 6) else
+                     header[2].removeprefix("model: "))
+            write_results(f"speed.py table {number}", table.body(), header[1].removeprefix("machine: "), model)
 
     wanted = set(args.tables)
     if wanted & {1, 5}:
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     for number, bench in ((1, lambda _: views_table), (2, bench_tokens), (3, bench_reference), (4, bench_generate),
                           (5, lambda _: flops_table), (6, bench_vae), (7, bench_training)):
         if number in wanted:
-            show(bench(settings))
+            show(bench(settings), number)
     load_end = load_average()
     print(f"\nload average (1, 5, 15 min) at end: {load_end}")
 
