@@ -15,6 +15,7 @@ from syncammaster.pipeline import load_model_folder
 from syncammaster.training.config import DEFAULT_LORA_TARGETS
 
 from tiny import CAPTIONS, tiny_pipeline
+from videos import SAME_VIDEO_LEVELS, mean_level_difference
 
 SIZE = {"height": 32, "width": 48, "num_frames": 9}
 RIG = CameraRig.preset("arc", num_views=3)
@@ -171,8 +172,9 @@ def test_the_cli_flag_turns_it_off(folders, tmp_path, capsys):
     from syncammaster.scene import Scene
 
     plain_scene, off, on = (Scene.read(tmp_path / name) for name in ("plain", "off", "on"))
-    assert all(np.array_equal(a, b) for a, b in zip(plain_scene.videos, off.videos, strict=True))
-    assert not np.array_equal(plain_scene.videos[1], on.videos[1])
+    # Written videos, compared up to H.264 (tests/videos.py).
+    assert mean_level_difference(plain_scene.videos, off.videos) < SAME_VIDEO_LEVELS
+    assert mean_level_difference(plain_scene.videos[1], on.videos[1]) > SAME_VIDEO_LEVELS
     assert json.loads((folders[1] / "model_index.json").read_text())["_class_name"] == "SynCamMasterPipeline"
 
 
