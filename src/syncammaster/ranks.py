@@ -55,3 +55,15 @@ def on_global_zero(work: Callable[[], object]) -> None:
             raise RankZeroError(f"global rank 0 failed: {outcome[0]}")
     if failure is not None:
         raise failure
+
+
+def leave_process_group() -> None:
+    """Ends the default process group, if one is up, once every process has reached this point.
+
+    Lightning starts the group of a multi-process training run and leaves it up; its communication threads, still
+    running when the interpreter exits, can abort the process ("terminate called without an active exception") after
+    all the work is done. Ending it explicitly lets every process exit cleanly.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

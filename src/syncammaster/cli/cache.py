@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data.latent_cache import cache_dataset
     from ..hub import resolve_folder
     from ..model_files import check_components
-    from ..ranks import global_rank
+    from ..ranks import global_rank, leave_process_group
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     model_dir = resolve_folder(args.model, args.revision, allow_patterns=ENCODER_FILES)
@@ -100,5 +100,7 @@ def run(args: argparse.Namespace) -> None:
         use_lightning=args.lightning,
         devices=args.devices,
     )
-    if global_rank() == 0:
+    rank = global_rank()
+    leave_process_group()
+    if rank == 0:
         print(f"{report} into {args.out}")

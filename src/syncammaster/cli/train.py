@@ -15,11 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..ranks import global_rank
+    from ..ranks import global_rank, leave_process_group
     from ..training import load_config, train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps is not None else {}
     config = load_config(args.config, overrides)
     folder = train(config, restart=args.restart, progress_bar=not args.quiet)
-    if global_rank() == 0:  # every process of a multi-process run returns here; one reports
+    rank = global_rank()
+    leave_process_group()
+    if rank == 0:  # every process of a multi-process run returns here; one reports
         print(f"stage {config.stage}: exported to {folder}/")
