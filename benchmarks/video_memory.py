@@ -25,7 +25,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from harness import Stopwatch, machine_line, text_table
+from harness import Stopwatch, add_results_argument, machine_line, markdown_table, text_table, write_results
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 60
 FRAMES_USED, MODEL_FPS = 17, 15.0  # the shipped model's default --frames and training frame rate
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[2, 5, 10, 20, 30], help="clip lengths, seconds")
     parser.add_argument("--work", default="/tmp/video_memory", help="folder for the clips (kept for reruns)")
     parser.add_argument("--measure", nargs=3, metavar=("PATH", "MODE", "START"), help=argparse.SUPPRESS)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], args.measure[1], float(args.measure[2]))
@@ -104,8 +105,11 @@ def main() -> None:
         print(f"{seconds} s done", file=sys.stderr)
     header = ["clip", "frames", "file MB", "17 at 15 fps: peak MB", "decoded", "from end - 2 s: peak MB", "decoded",
               "every frame: peak MB"]
+    machine = machine_line()
     print(text_table([header, *rows]))
-    print(f"machine: {machine_line()}")
+    print(f"machine: {machine}")
+    if args.results:
+        write_results("video_memory.py", markdown_table([header, *rows]), machine, "none (the reader alone)")
 
 
 if __name__ == "__main__":
