@@ -29,7 +29,7 @@ from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
 from syncammaster.pipeline import load_model_folder
 
-from harness import load_average, machine_line, markdown_table
+from harness import add_results_argument, load_average, machine_line, markdown_table, write_results
 
 PROMPT = "a red sphere bounces on a checkered floor"
 
@@ -69,6 +69,7 @@ def measure(processes: int, threads: int, guidance: float, steps: int) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6, help="denoising steps per run (the first is not timed)")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps must be at least 2 (the first step is not timed)")
@@ -94,6 +95,9 @@ def main() -> None:
         table.append([f"{processes} x {threads}", f"{guidance:g}", split, f"{seconds:.3f}",
                       f"{base_seconds / seconds:.2f}x", f"{cpu_seconds:.3f}", f"{difference:.1e}"])
     print(markdown_table(table))
+    if args.results:
+        write_results("multiprocess.py", markdown_table(table) + f"\n\nLoad average after: {load_average()}.", machine,
+                      "the shipped small model (src/syncammaster/assets/default_model)")
 
 if __name__ == "__main__":
     main()
