@@ -45,7 +45,7 @@ from syncammaster.training import FlowMatchingModule
 from syncammaster.training.config import DEFAULT_LORA_TARGETS, config_from_dict
 from syncammaster.training.runner import fit
 
-from harness import load_average, machine_line, markdown_table
+from harness import add_results_argument, load_average, machine_line, markdown_table, write_results
 
 GLOBAL_GROUPS, VIEWS, LATENT_FRAMES, LATENT_SIZE, TEXT_TOKENS = 2, 4, 5, 16, 64  # configs/small/sync.toml's batch
 ROWS = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process); the first is the reference
@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)  # processes of one row
     parser.add_argument("--lora-rank", type=int, default=None, help=argparse.SUPPRESS)  # a LoRA comparison row
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.row is not None:
         lora_rows = args.lora_rank is not None
@@ -154,7 +155,8 @@ def main() -> None:
         compare_lora(args)
         return
 
-    print(f"machine: {machine_line()}, lightning {pl.__version__}")
+    machine = f"{machine_line()}, lightning {pl.__version__}"
+    print(f"machine: {machine}")
     results, first_weights = [], None
     with tempfile.TemporaryDirectory() as folder:
         for processes, threads in ROWS:
@@ -172,6 +174,10 @@ def main() -> None:
                           f"{result['difference']:.1e}"])
         print(markdown_table(table))
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
+    if args.results:
+        write_results("train_step.py processes", markdown_table(table) + f"\n\n{args.steps} steps per row; median of "
+                      f"the last {base['timed']} step intervals on rank 0. Load average after: {load_average()}.",
+                      machine, "the shipped small model's transformer (its multi-view module trained)")
 
 
 def compare_lora(args) -> None:
