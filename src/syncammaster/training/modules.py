@@ -155,15 +155,13 @@ class FlowMatchingModule(pl.LightningModule):
             prompt_embeds = torch.where(dropped.to(prompt_embeds.device).view(-1, 1, 1), null, prompt_embeds)
         context = prompt_embeds.repeat_interleave(num_views, dim=0)  # (B*V, L, text_dim)
 
-        # Views that count in the loss; a reference view is clean, at timestep 0, and does not count.
-        counted = torch.ones(batch_size, num_views)  # (B, V)
-        is_reference = torch.zeros(batch_size, num_views, dtype=torch.bool)
+        # A reference view is clean, at timestep 0, and does not count in the loss.
+        is_reference = None  # (B, V) where groups may have one
         if self.reference_view_prob > 0 and num_views > 1:
             # Drawn last, so that everything above is drawn as it is without reference views.
             has_reference = _per_group(generators, lambda g: torch.rand((), generator=g)) < self.reference_view_prob
             reference = _per_group(generators, lambda g: torch.randint(0, num_views, (), generator=g))  # (B,)
             is_reference = F.one_hot(reference, num_views).bool() & has_reference.view(-1, 1)  # (B, V)
-            counted = (~is_reference).float()
             if self.same_pose_prob > 0:
                 copies = has_reference & (_per_group(generators, lambda g: torch.rand((), generator=g))
                                           < self.same_pose_prob)  # (B,)
@@ -171,9 +169,12 @@ class FlowMatchingModule(pl.LightningModule):
         x0 = latents.flatten(0, 1).float()  # (B*V, C, F, h, w), view-major
         noisy = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
         target = noise - x0
-        clean = is_reference.flatten().to(x0.device)  # (B*V,)
-        noisy = torch.where(clean.view(-1, 1, 1, 1, 1), x0, noisy)
-        timestep = torch.where(clean, torch.zeros_like(timestep), timestep)
+        counted = torch.ones(batch_size, num_views)  # (B, V): the views that count in the loss
+        if is_reference is not None:
+            counted = (~is_reference).float()
+            clean = is_reference.flatten().to(x0.device)  # (B*V,)
+            noisy = torch.where(clean.view(-1, 1, 1, 1, 1), x0, noisy)
+            timestep = torch.where(clean, torch.zeros_like(timestep), timestep)
         dtype = next(self.transformer.parameters()).dtype
         kwargs = {}
         if self.is_multiview:
