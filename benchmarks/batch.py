@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 from harness import (
+    SHIPPED_MODEL,
     Stopwatch,
     add_results_argument,
     load_average,
@@ -324,7 +325,7 @@ def main() -> None:
         print(f"\n### {name} ({clock.wall:.0f} s, load average {load_average()} after)\n\n{text}", flush=True)
         if args.results:
             write_results(f"batch.py {name}", text + f"\n\nLoad average after: {load_average()}.", machine,
-                          "the shipped small model (src/syncammaster/assets/default_model)")
+                          SHIPPED_MODEL)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import Stopwatch, load_average, machine_line, markdown_table
+from harness import Stopwatch, add_results_argument, load_average, machine_line, markdown_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 # SynCamMaster-1.3B (Wan2.1-T2V-1.3B plus the MVS module).
@@ -112,12 +112,14 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where to write the checkpoint (default: a temporary folder)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of the forward (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint and the converted folder")
+    add_results_argument(parser)
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="big_checkpoint-"))
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = workdir / "step20000.ckpt"
-    print(machine_line())
+    machine = machine_line()
+    print(machine)
     with Stopwatch() as clock:
         weights = write_checkpoint(checkpoint, args.layers)
     checkpoint_bytes = checkpoint.stat().st_size
@@ -139,9 +141,14 @@ def main() -> None:
     print()
     print(markdown_table(table))
     forward = dict(rows)["load + forward"]
-    print(f"\ncheckpoint {checkpoint_bytes / 2**30:.2f} GiB; parameters {forward['parameters'] / 1e9:.3f} B "
-          f"({', '.join(forward['dtypes'])}); forward {forward['forward_s']:.1f} s, output {forward['output_shape']} "
-          f"finite={forward['finite']}; threads {args.threads}; load average (1, 5, 15 min) at end {load_average()}")
+    summary = (f"checkpoint {checkpoint_bytes / 2**30:.2f} GiB; parameters {forward['parameters'] / 1e9:.3f} B "
+               f"({', '.join(forward['dtypes'])}); forward {forward['forward_s']:.1f} s, output "
+               f"{forward['output_shape']} finite={forward['finite']}; threads {args.threads}; load average (1, 5, 15 "
+               f"min) at end {load_average()}")
+    print(f"\n{summary}")
+    if args.results:
+        write_results("big_checkpoint.py", f"{markdown_table(table)}\n\n{summary.capitalize()}.", machine,
+                      f"a released-format 1.3B checkpoint of random weights, {args.layers} layers")
     if not args.keep:
         checkpoint.unlink()
         converted = workdir / "converted"

@@ -36,7 +36,15 @@ from syncammaster.evaluate.report import paper_row, text_table
 from syncammaster.render.dataset import SCENES_DIR
 from syncammaster.scene import Scene
 
-from harness import Stopwatch, load_average, machine_line, markdown_table
+from harness import (
+    SHIPPED_MODEL,
+    Stopwatch,
+    add_results_argument,
+    load_average,
+    machine_line,
+    markdown_table,
+    write_results,
+)
 
 SEED = 9000  # held out: the training renders used seeds 1000 and 2000
 BRICK_WALL_SCENE = "scene0003"
@@ -136,6 +144,7 @@ def main() -> None:
     parser.add_argument("--no-model", action="store_true", help="skip the shipped model's rows")
     parser.add_argument("--no-ladder", action="store_true",
                         help="skip the ladder and the pose-estimator rows (only the model rows and their truth)")
+    add_results_argument(parser)
     args = parser.parse_args()
     out = Path(args.out)
     machine = machine_line()
@@ -178,6 +187,10 @@ def main() -> None:
             print(text_table([estimator_header, estimator_rows[-1]]), flush=True)
     if not args.no_ladder:
         sections.append(estimator_rows)
+    blocks = {} if args.no_ladder else {
+        "ladder": ("\n\n".join(markdown_table(rows) for rows in sections[:-1])
+                   + "\n\n" + "\n".join(f"- {v}" for v in verdicts), "none (ground truth)"),
+        "estimators": (markdown_table(estimator_rows), "none (ground truth)")}
 
     # 3. The shipped model, its ablation and novel views against the 128 px truth.
     if not args.no_model:
@@ -189,6 +202,7 @@ def main() -> None:
             rows.append([row, *cells(summarize(evaluations))])
             print(text_table(rows[-2:]), flush=True)
         sections.append(rows)
+        blocks["model"] = (markdown_table(rows) + f"\n\n{len(folders)} scenes of the 128 px truth.", SHIPPED_MODEL)
 
     clock.stop()
     report = "\n\n".join(markdown_table(rows) for rows in sections) + "\n\n" + "\n".join(f"- {v}" for v in verdicts)
@@ -196,6 +210,10 @@ def main() -> None:
     print(report)
     if args.markdown:
         Path(args.markdown).write_text(report, encoding="utf-8")
+    if args.results:
+        for name, (body, model) in blocks.items():
+            write_results(f"evaluate_truth.py {name}", f"{body}\n\n{clock.wall:.0f} s in all; load average at the "
+                          f"end {load_average()}.", machine, model)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from syncammaster.pipeline import SynCamMasterPipeline
 from syncammaster.render import render_views, sample_cameras, sample_scene, scene_seed
 from syncammaster.scene import Scene
 
-from harness import Stopwatch, machine_line, markdown_table
+from harness import Stopwatch, add_results_argument, machine_line, markdown_table, model_label, write_results
 
 # (render seed, scenes) of the training renders of scripts/train_default_model.sh
 TRAINING_RENDERS = ((1000, 160), (2000, 320))
@@ -176,6 +176,7 @@ def main() -> None:
     add_generation_arguments(parser)
     parser.add_argument("--out", default="runs/fidelity", help="scene folders and fidelity.json go here")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
+    add_results_argument(parser)
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -234,6 +235,9 @@ def main() -> None:
     if args.markdown:
         lines = [f"- {g}" for g in goals(results)] + [f"- machine at the start: {machine}"]
         Path(args.markdown).write_text(markdown_table(rows) + "\n\n" + "\n".join(lines) + "\n")
+    if args.results:
+        write_results("fidelity.py", markdown_table(rows) + "\n\n" + "\n".join(f"- {g}" for g in goals(results)),
+                      machine, model_label(args.model))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,14 @@ def write_results(name: str, body: str, machine: str, model: str | None = None, 
     print(f"wrote {name} into {path}")
 
 
+SHIPPED_MODEL = "the shipped small model (src/syncammaster/assets/default_model)"
+
+
+def model_label(model: str | None) -> str:
+    """How a results block names the model measured: the folder a user passed, or the shipped model."""
+    return str(model) if model else SHIPPED_MODEL
+
+
 def add_results_argument(parser) -> None:
     """``--results``: write the tables into benchmarks/RESULTS.md (``write_results``) as well as printing them."""
     parser.add_argument("--results", action="store_true",

@@ -25,7 +25,7 @@ from syncammaster.evaluate import EvaluationSettings, evaluate_scene, summarize
 from syncammaster.evaluate.report import text_table
 from syncammaster.scene import Scene
 
-from harness import machine_line, markdown_table
+from harness import add_results_argument, machine_line, markdown_table, write_results
 
 
 def swapped_cameras(scene: Scene, views: list[str]) -> Scene:
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("scenes", nargs="+", help="scene folders (ground truth: rendered or real)")
     parser.add_argument("--frames", type=int, default=8, help="time steps matched per pair (default 8)")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
+    add_results_argument(parser)
     args = parser.parse_args()
 
     settings = EvaluationSettings(frames=args.frames)
@@ -79,8 +80,11 @@ def main() -> None:
         rows.append(_row(name, "-".join(best["views"]), truth.report["summary"], control.report["summary"]))
     rows.append(_row(f"all {len(truths)} scenes", "", summarize(truths), summarize(controls)))
     print(text_table(rows))
+    machine = machine_line()
     if args.markdown:
-        Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine: {machine_line()}\n")
+        Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine: {machine}\n")
+    if args.results:
+        write_results("headline.py", markdown_table(rows), machine, "none (ground truth)")
 
 
 if __name__ == "__main__":

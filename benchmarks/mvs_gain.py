@@ -24,7 +24,15 @@ import torch
 from syncammaster.app import default_model_dir
 from syncammaster.models import SynCamMasterTransformer3DModel
 
-from harness import Stopwatch, machine_line, text_table
+from harness import (
+    Stopwatch,
+    add_results_argument,
+    machine_line,
+    markdown_table,
+    model_label,
+    text_table,
+    write_results,
+)
 from latent_groups import FlowInputs, add_group_arguments, check_group_arguments, load_groups, predict
 
 
@@ -48,13 +56,16 @@ def main() -> None:
     parser.add_argument("--cache", nargs="+", required=True, help="latent caches to score (syncammaster cache)")
     parser.add_argument("--max-azimuth", type=float, default=60.0, help="group limit, degrees (default 60)")
     parser.add_argument("--max-elevation", type=float, default=30.0, help="group limit, degrees (default 30)")
+    add_results_argument(parser)
     args = parser.parse_args()
     check_group_arguments(parser, args)
 
     model = args.model or default_model_dir()
     transformer = SynCamMasterTransformer3DModel.from_pretrained(model, subfolder="transformer").eval()
-    print(machine_line())
+    machine = machine_line()
+    print(machine)
     print(f"model: {model}; {args.groups} groups of {args.views} views per cache, noise seed {args.seed}")
+    report = []
     for cache in args.cache:
         batch = load_groups(cache, args.views, args.groups, args.seed, args.max_azimuth, args.max_elevation)
         with Stopwatch() as clock:
@@ -66,6 +77,10 @@ def main() -> None:
             rows.append([f"{sigma:.2f}", f"{sync.mean():.4f}", f"{plain.mean():.4f}", f"{gain:.2f}", per_frame])
         print(f"\n{cache} ({clock.wall:.0f} s)")
         print(text_table(rows))
+        report.append(f"`{cache}`, {args.groups} groups of {args.views} views, noise seed {args.seed} "
+                      f"({clock.wall:.0f} s):\n\n{markdown_table(rows)}")
+    if args.results:
+        write_results("mvs_gain.py", "\n\n".join(report), machine, model_label(args.model))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ folder, then run from the repository root:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import shutil
 from pathlib import Path
@@ -32,7 +33,7 @@ from syncammaster.cameras import CameraRig, Intrinsics
 from syncammaster.cli import main as syncammaster
 from syncammaster.render import project_points
 
-from harness import machine_line
+from harness import add_results_argument, machine_line, write_results
 
 NUM_VIEWS, NUM_FRAMES, SIZE = 4, 9, 64
 AS_WRITTEN = {"orientation_method": "none", "center_method": "none", "auto_scale_poses": False, "eval_mode": "all",
@@ -87,8 +88,11 @@ def compare(cameras: Cameras, meta: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default="/tmp/nerfstudio_parsers", help="folder for the scene and exports")
-    work = Path(parser.parse_args().work)
-    print(machine_line())
+    add_results_argument(parser)
+    args = parser.parse_args()
+    work = Path(args.work)
+    machine = machine_line()
+    print(machine)
     shutil.rmtree(work, ignore_errors=True)
     assert syncammaster(["render", "--scenes", "1", "--cameras", str(NUM_VIEWS), "--frames", str(NUM_FRAMES),
                          "--size", str(SIZE), "--seed", "5", "--workers", "1", "--quiet", "--out",
@@ -133,6 +137,10 @@ def main() -> None:
     error, pairs = reprojection_error(both, keys, scene, train_meta["applied_scale"])
     lines.append(f"D-NeRF rays reprojected (train and test cameras): {pairs} camera pairs, max {error:.1e} px")
     print("\n".join(lines))
+    if args.results:
+        version = importlib.metadata.version("nerfstudio")
+        write_results("nerfstudio_parsers.py", "```\n" + "\n".join(lines) + "\n```", f"{machine}, nerfstudio {version}",
+                      "none (a rendered scene)")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
 from fidelity import add_generation_arguments, held_out_seeds  # this folder's fidelity benchmark
-from harness import Stopwatch, add_results_argument, machine_line, markdown_table, write_results
+from harness import Stopwatch, add_results_argument, machine_line, markdown_table, model_label, write_results
 
 GIVEN_VIEW = 0  # camera 1 of the rig is the given video
 
@@ -250,7 +250,7 @@ def main() -> None:
     if args.markdown:
         Path(args.markdown).write_text(markdown_table(rows) + f"\n\n- machine at the start: {machine}\n")
     if args.results:
-        model = args.model or "the shipped small model (src/syncammaster/assets/default_model)"
+        model = model_label(args.model)
         write_results("novel_view.py", markdown_table(rows), machine, model)
 
 

@@ -37,7 +37,7 @@ from syncammaster.render.dataset import SCENES_DIR, render_dataset
 from syncammaster.scene import Scene
 
 from fidelity import add_generation_arguments, held_out_seeds  # this folder's fidelity benchmark
-from harness import machine_line
+from harness import add_results_argument, machine_line, markdown_table, model_label, write_results
 from novel_view import GIVEN_VIEW, generate, image_scores, through_vae  # this folder's novel-view benchmark
 
 
@@ -88,9 +88,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7000, help="render seed of the held-out scenes (default 7000)")
     add_generation_arguments(parser)
     parser.add_argument("--out", default="runs/novel_view_curve", help="renders and curve.json")
+    add_results_argument(parser)
     args = parser.parse_args()
 
-    print(machine_line(args.device))
+    machine = machine_line(args.device)
+    print(machine)
     held_out_seeds(args.seed, args.scenes)
     out = Path(args.out)
     rig = CameraRig.load("arc", num_views=args.views)
@@ -111,6 +113,9 @@ def main() -> None:
                              for round_trip, truth in zip(round_trips, truths, strict=True)]))
     curve["round trip of the given view"] = {"step": None, "clean_psnr": None, "same_pose_psnr": ceiling}
     print(f"round trip of the given view: {ceiling:.2f} dB", flush=True)
+    table = [["row", "step", "clean dB (cameras 2-4)", "same pose dB", "same pose vs round trip dB"],
+             ["copy the input", "-", f"{np.mean(copy):.2f}", "(identical)", "-"],
+             ["round trip of the given view", "-", "-", f"{ceiling:.2f}", "-"]]
     for checkpoint in map(Path, args.checkpoints):
         put_checkpoint(pipe, checkpoint)
         clean, same, to_round_trip = [], [], []
@@ -130,6 +135,12 @@ def main() -> None:
               f"(against the round trip: {np.mean(to_round_trip):.2f} dB)", flush=True)
         out.mkdir(parents=True, exist_ok=True)
         curve_file.write_text(json.dumps(curve, indent=2) + "\n")
+        table.append([str(checkpoint), "-" if step is None else str(step), f"{np.mean(clean):.2f}",
+                      f"{np.mean(same):.2f}", f"{np.mean(to_round_trip):.2f}"])
+    print(markdown_table(table))
+    if args.results:
+        write_results("novel_view_curve.py", markdown_table(table) + f"\n\n{len(truths)} held-out scenes of seed "
+                      f"{args.seed}, {args.steps} steps.", machine, model_label(args.model))
 
 
 def pair_rig(rig: CameraRig) -> CameraRig:

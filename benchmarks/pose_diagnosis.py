@@ -34,11 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from syncammaster.evaluate import EvaluationSettings, evaluate_scene
-from syncammaster.evaluate.consistency import _Pool, sample_frames
+from syncammaster.evaluate.consistency import PooledMatches, sample_frames
 from syncammaster.evaluate.matching import SiftMatcher
 from syncammaster.evaluate.poses import MIN_POSE_INLIERS, PoseEstimator, relative_pose, rotation_angle_deg
 from syncammaster.evaluate.report import text_table
 from syncammaster.scene import Scene
+
+from harness import add_results_argument, machine_line, markdown_table, write_results
 
 NOISE_PX = 0.25
 NOISE_DRAWS = 10
@@ -85,7 +87,7 @@ def diagnose(scene_dir: Path, wanted: list[str] | None, frames: int) -> list[lis
         if wanted and label not in wanted:
             continue
         frame_matches = [matcher.match(features[a][t], features[b][t]) for t in sampled]
-        pool = _Pool.of(frame_matches)
+        pool = PooledMatches.of(frame_matches)
         points_a, points_b = pool.distinct_points()
         times = np.concatenate([np.full(len(m.points_a), t) for m, t in zip(frame_matches, sampled, strict=True)])
         times = times[pool.distinct]
@@ -132,7 +134,9 @@ def main() -> None:
     parser.add_argument("scenes", nargs="+", help="rendered scene folders (with depth/), or folders holding them")
     parser.add_argument("--pairs", nargs="+", default=None, metavar="camA-camB", help="only these pairs")
     parser.add_argument("--frames", type=int, default=8, help="sampled frames, as evaluate --frames (default 8)")
+    add_results_argument(parser)
     args = parser.parse_args()
+    machine = machine_line()
     header = ["scene pair", "matches", "within 1 px", "median px", "offset px", "two-view", "correct only", "exact",
               f"i.i.d. noise {NOISE_PX:g} px", "one reconstruction"]
     rows = [header]
@@ -144,8 +148,10 @@ def main() -> None:
             rows += diagnose(folder, args.pairs, args.frames)
             print(text_table([header, *rows[-1:]]) if len(rows) > 1 else "", flush=True)
     print(text_table(rows))
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    print("\n".join("| " + " | ".join(row) + " |" for row in rows[1:]))
+    print()
+    print(markdown_table(rows))
+    if args.results:
+        write_results("pose_diagnosis.py", markdown_table(rows), machine, "none (ground-truth renders)")
 
 
 if __name__ == "__main__":

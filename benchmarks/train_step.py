@@ -181,7 +181,8 @@ def main() -> None:
 
 
 def compare_lora(args) -> None:
-    print(f"machine: {machine_line()}; load average (1, 5, 15 min) at start: {load_average()}")
+    machine = machine_line()
+    print(f"machine: {machine}")
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for rank in [0, *args.lora_ranks]:
@@ -190,14 +191,18 @@ def compare_lora(args) -> None:
     base = results[0][1]
     print(f"\n{args.steps} steps per row, 1 process x {GLOBAL_GROUPS} groups of {VIEWS} views, {args.threads} "
           f"thread(s); median of the last {base['timed']} step intervals\n")
-    print("| trained | trainable parameters | s/step (wall) | CPU s/step | wall vs the module alone "
-          "| CPU vs the module alone |")
-    print("|---|---:|---:|---:|---:|---:|")
+    table = [["trained", "trainable parameters", "s/step (wall)", "CPU s/step", "wall vs the module alone",
+              "CPU vs the module alone"]]
     for rank, result in results:
         name = "multi-view module alone" if rank == 0 else f"LoRA rank {rank} (base and module frozen)"
-        print(f"| {name} | {result['trainable']:,} | {result['wall']:.3f} | {result['cpu']:.3f} "
-              f"| {result['wall'] / base['wall']:.2f}x | {result['cpu'] / base['cpu']:.2f}x |")
+        table.append([name, f"{result['trainable']:,}", f"{result['wall']:.3f}", f"{result['cpu']:.3f}",
+                      f"{result['wall'] / base['wall']:.2f}x", f"{result['cpu'] / base['cpu']:.2f}x"])
+    print(markdown_table(table))
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
+    if args.results:
+        write_results("train_step.py lora", markdown_table(table) + f"\n\n{args.steps} steps per row; median of the "
+                      f"last {base['timed']} step intervals. Load average after: {load_average()}.", machine,
+                      "the shipped small model's transformer")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from syncammaster.data import SceneIndex
 from syncammaster.data.latent_cache import load_clip
 from syncammaster.evaluate import first_frame_jump
 
-from harness import Stopwatch, machine_line, text_table
+from harness import Stopwatch, add_results_argument, machine_line, markdown_table, text_table, write_results
 
 
 @torch.no_grad()
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=17, help="first frames of each video, 4k+1 (default 17)")
     parser.add_argument("--size", type=int, default=128, help="square side after resize and crop (default 128)")
     parser.add_argument("--batch", type=int, default=4, help="videos per VAE call (default 4)")
+    add_results_argument(parser)
     args = parser.parse_args()
     if (args.frames - 1) % 4:
         parser.error(f"--frames must be 4k+1, got {args.frames}")
@@ -60,12 +61,14 @@ def main() -> None:
     index = SceneIndex.build(args.data)
     paths = [index.video_path(scene, camera) for scene in index for camera in scene.cameras]
     videos = [load_clip(path, args.frames, args.size, args.size) for path in tqdm(paths, desc="reading", unit="video")]
-    print(machine_line())
+    machine = machine_line()
+    print(machine)
     print(f"{len(videos)} videos of {len(index)} scenes from {args.data}, {args.frames} frames at {args.size}px")
     truth_jump = np.nanmean(np.array([first_frame_jump(v.permute(1, 2, 3, 0).numpy()) for v in videos], dtype=float))
     print(f"first-frame jump of the videos themselves: {truth_jump:.2f}")
     rows = [["vae", "L1 all", "frame 0", "frames 1-4", f"frames {args.frames - 4}-{args.frames - 1}", "frame-0 jump",
-             "cast f0", "cast later", "s/video"]]
+             "cast f0", "cast later", "s/video"],
+            ["none (the videos themselves)", "", "", "", "", f"{truth_jump:.2f}", "", "", ""]]
     for folder in args.vae:
         vae = AutoencoderKLWan.from_pretrained(folder).eval()
         with Stopwatch() as clock:
@@ -76,6 +79,9 @@ def main() -> None:
                      f"{per_frame[-4:].mean():.4f}", f"{np.nanmean(jumps):.2f}",
                      f"{casts[:, 0].mean():.1f}", f"{casts[:, 1:].mean():.1f}", f"{seconds:.2f}"])
     print(text_table(rows))
+    if args.results:
+        write_results("vae_roundtrip.py", markdown_table(rows) + f"\n\n{len(videos)} videos of {len(index)} scenes "
+                      f"({args.data}), {args.frames} frames at {args.size} px.", machine, ", ".join(args.vae))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,63 @@ def test_no_module_imports_another_modules_private_name():
     assert found == []
 
 
+def imported_modules(text: str, own: str, is_package: bool = False) -> set[str]:
+    """The package's modules that the source ``text`` of module ``own`` imports, anywhere in it (inside functions
+    and under ``TYPE_CHECKING`` too): ``from m import x`` counts as m, or as m.x where that is a module."""
+    found = set()
+    package = own.split(".") if is_package else own.split(".")[:-1]
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            source = ".".join(base + ([node.module] if node.module else []))
+            if source.startswith("syncammaster"):
+                found.update(f"{source}.{a.name}" if is_module(f"{source}.{a.name}") else source for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("syncammaster."))
+    return found - {own}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The circles of an import graph: its strongly connected parts of more than one module (Tarjan)."""
+    order, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in order:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], order[target])
+        if low[node] == order[node]:
+            part = []
+            while not part or part[-1] != node:
+                part.append(stack.pop())
+                on_stack.discard(part[-1])
+            if len(part) > 1:
+                circles.append(sorted(part))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return circles
+
+
+def test_the_circle_check_sees_a_circle_through_a_function_level_import():
+    text = {"syncammaster.cameras": "from .camera_plot import plot_rig\n",
+            "syncammaster.camera_plot": "def f():\n    from .cameras import CameraRig\n"}
+    graph = {name: imported_modules(source, name) for name, source in text.items()}
+    assert import_circles(graph) == [["syncammaster.camera_plot", "syncammaster.cameras"]]
+
+
+def test_no_import_circle_between_modules():
+    graph = {module_name(path): imported_modules(path.read_text(encoding="utf-8"), module_name(path),
+                                                 path.name == "__init__.py") for path in SOURCES}
+    assert import_circles(graph) == []
+
+
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_is_a_module_with_flags_and_a_run(name):
     module = importlib.import_module(f"syncammaster.cli.{name.replace('-', '_')}")

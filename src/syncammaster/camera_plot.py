@@ -1,19 +1,20 @@
 """Drawing a camera rig: a 3D PNG of its frustums (``CameraRig.plot``, ``generate``'s rig.png, ``syncammaster cameras
---plot``). The web app draws the same frustums with plotly (``syncammaster.ui``)."""
+--plot``). The web app draws the same frustums with plotly (``syncammaster.ui``).
+
+A leaf below :mod:`syncammaster.cameras`: it uses a rig through its methods and imports nothing of the package, so
+``CameraRig.plot`` can call it without an import circle."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .cameras import CameraRig
 
-
-def plot_rig(rig: CameraRig, path: str | Path | BinaryIO, title: str | None = None) -> None:
-    """Save a 3D PNG of the camera frustums (frame 0; centre paths for a per-frame rig) to a path or binary file.
+def plot_rig(rig, path: str | Path | BinaryIO, title: str | None = None) -> None:
+    """Save a 3D PNG of the frustums of ``rig`` (a ``CameraRig``; frame 0, centre paths for a per-frame rig) to a path
+    or binary file.
 
     The world is drawn in the rig's right-handed display frame (``CameraRig.display_frame``); the black edge of each
     frustum is the image's top, a dotted line the optical axis to the subject when it is known. ``title`` defaults

@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from .latent_cache import CacheItemDataset, CacheWriter
+from .latent_cache_writer import CacheItemDataset, CacheWriter
 
 __all__ = ["LatentCacheModule", "cache_with_lightning"]
 

@@ -194,7 +194,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 @dataclass
-class _Pool:
+class PooledMatches:
     """The matches of one pair over one group of frames: every match (N, 2) <-> (N, 2) in frame order, each match's
     representative (``first``, see ``distinct_matches``) and the (D,) indices of the distinct ones."""
 
@@ -204,7 +204,7 @@ class _Pool:
     distinct: np.ndarray
 
     @classmethod
-    def of(cls, frame_matches: list[Matches]) -> _Pool:
+    def of(cls, frame_matches: list[Matches]) -> PooledMatches:
         points_a = np.concatenate([m.points_a for m in frame_matches])  # (N, 2) every match of the group
         points_b = np.concatenate([m.points_b for m in frame_matches])
         first = distinct_matches(points_a, points_b)
@@ -215,7 +215,7 @@ class _Pool:
 
 
 def _score_group(
-    pool: _Pool,
+    pool: PooledMatches,
     estimate: PoseEstimate,
     c2w_a: np.ndarray,
     c2w_b: np.ndarray,
@@ -294,7 +294,7 @@ def evaluate_scene(
     }
 
     # 4. Each group of frames: every pair's matches pooled, then the poses of all views from them together.
-    pools = [{pair: _Pool.of([matches[pair][t] for t in group]) for pair in pair_list} for group in groups]
+    pools = [{pair: PooledMatches.of([matches[pair][t] for t in group]) for pair in pair_list} for group in groups]
     estimates = [poses.estimate_views({pair: pool.distinct_points() for pair, pool in group_pools.items()},
                                       intrinsics, scene.rig.names) for group_pools in pools]
 
