@@ -59,7 +59,7 @@ def is_lora_checkpoint(path: Path) -> bool:
 def put_checkpoint(pipe: SynCamMasterPipeline, path: Path) -> None:
     """The checkpoint's module or novel-view LoRA into ``pipe``, in place of the previous one's."""
     if pipe.has_novel_view_adapter:
-        pipe.delete_adapters(NOVEL_VIEW_ADAPTER)
+        pipe.unload_lora_weights()  # the layers as they were, so a folder's module loads under its own names
     if is_lora_checkpoint(path):  # peft's names in the state carry the adapter's name; diffusers' LoRA keys do not
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         pipe.load_lora_weights({k.replace(f".{NOVEL_VIEW_ADAPTER}.", "."): v for k, v in state.items()},

@@ -262,3 +262,46 @@ def test_write_video_validates(tmp_path):
         write_video(tmp_path / "v.mp4", np.zeros((32, 48, 3), np.uint8))
     with pytest.raises(VideoError, match="fps"):
         write_video(tmp_path / "v.mp4", np.zeros((2, 32, 48, 3), np.uint8), fps=0)
+
+
+class _WatchedContainer:
+    """A real PyAV container that remembers whether its ``with`` block has ended."""
+
+    def __init__(self, container) -> None:
+        self.container, self.closed = container, False
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def __enter__(self):
+        self.container.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+        return self.container.__exit__(*exc)
+
+
+@pytest.mark.parametrize("read", [count_frames, probe_video, lambda path: read_clip(path, 2)])
+def test_a_stream_is_read_only_while_its_file_is_open(tmp_path, monkeypatch, read):
+    """A stream's fields read after its container closed are freed memory: the index's threads, checking many videos
+    at once, crashed on the sample aspect ratio read that way. Every read of the stream's display size must happen
+    while the file is open."""
+    import syncammaster.video as video
+
+    opened, sizes_read = [], []
+    real_open, real_display_size = av.open, video._display_size
+
+    def watched_open(*args, **kwargs):
+        opened.append(_WatchedContainer(real_open(*args, **kwargs)))
+        return opened[-1]
+
+    def watched_display_size(stream, width, height):
+        sizes_read.append(opened[-1].closed)
+        return real_display_size(stream, width, height)
+
+    path = make_video(tmp_path / "anamorphic.mp4", np.zeros((3, 16, 32, 3), np.uint8), sample_aspect_ratio=Fraction(2))
+    monkeypatch.setattr(video.av, "open", watched_open)
+    monkeypatch.setattr(video, "_display_size", watched_display_size)
+    read(path)
+    assert sizes_read and not any(sizes_read)

@@ -282,11 +282,11 @@ def count_frames(path: str | Path) -> FrameCount:
             elif size != (frame.height, frame.width):
                 raise VideoError(f"{path} changes frame size from {size} to {(frame.height, frame.width)}")
         announced = stream.frames
-    if first is None:
-        raise VideoError(f"{path} decodes no frames; the file is empty or corrupt")
+        if first is None:
+            raise VideoError(f"{path} decodes no frames; the file is empty or corrupt")
+        width, height = _display_size(stream, first.width, first.height)  # the stream is read while it is open
     if announced and num_frames < announced:
         raise VideoError(f"{path} is truncated: {num_frames} of its {announced} frames decode")
-    width, height = _display_size(stream, first.width, first.height)
     if _orientation(first, path).transpose:
         width, height = height, width
     return FrameCount(num_frames, height, width)
