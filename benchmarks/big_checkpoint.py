@@ -147,7 +147,7 @@ def main() -> None:
                f"min) at end {load_average()}")
     print(f"\n{summary}")
     if args.results:
-        write_results("big_checkpoint.py", f"{markdown_table(table)}\n\n{summary.capitalize()}.", machine,
+        write_results("big_checkpoint.py", f"{markdown_table(table)}\n\n{summary[0].upper()}{summary[1:]}.", machine,
                       f"a released-format 1.3B checkpoint of random weights, {args.layers} layers")
     if not args.keep:
         checkpoint.unlink()

@@ -52,9 +52,11 @@ SIZES = ((128, 17), (256, 9))  # (side in px, frames)
 ANGLES_DEG = (1.0, 3.0, 10.0)
 HEADLINE_KEYS = ("Epi px", "RotErr", "TransErr")  # the camera-dependent measures that must rise down the ladder
 COLUMNS = ("Epi px", "coverage", "RotErr", "TransErr", "posed", "Mat. Pix.", "sync")
-# row -> (folder under OUT/model, generate's extra flags; None: novel views given the true cam01 video)
+# row -> (folder under OUT/model, generate's extra flags; None: novel views given the true cam01 video; COPY: the
+# control that gives every camera the true cam01 video, which any view-to-view measure must not reward)
+COPY = "copy"
 MODEL_ROWS = {"SynCamMaster": ("sync", []), "no sync (ablation)": ("no_sync", ["--no-sync"]),
-              "novel views (cam01 given)": ("novel_view", None)}
+              "novel views (cam01 given)": ("novel_view", None), "cam01 copied to every camera (control)": (COPY, COPY)}
 
 
 def cli(*args: str) -> None:
@@ -68,9 +70,13 @@ def render(out: Path, scenes: int, size: int, frames: int) -> list[Path]:
     return sorted((folder / SCENES_DIR).glob("scene*"))
 
 
-def generate(truth: Path, out: Path, extra: list[str] | None) -> Path:
-    """The shipped model's views of ``truth``'s caption and cameras (kept if already there)."""
+def generate(truth: Path, out: Path, extra: list[str] | str | None) -> Path:
+    """The shipped model's views of ``truth``'s caption and cameras, or the copy control (kept if already there)."""
     if (out / "cameras" / "camera_extrinsics.json").is_file():
+        return out
+    if extra == COPY:
+        scene = Scene.read(truth)
+        Scene([scene.videos[0]] * len(scene.videos), scene.rig, scene.intrinsics, scene.prompt, scene.fps).write(out)
         return out
     prompt = (truth / "prompt.txt").read_text(encoding="utf-8").strip()
     flags = extra if extra is not None else ["--video", str(truth / "videos" / "cam01.mp4"), "--video-view", "0"]
