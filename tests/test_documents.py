@@ -45,3 +45,20 @@ def test_every_results_table_is_written_by_its_benchmark():
     outside = re.sub(r"^<!-- generated: (.+?) -->\n.*?^<!-- /generated: \1 -->$", "", text, flags=re.S | re.M)
     hand_tables = [line for line in outside_code(outside).splitlines() if line.startswith("|")]
     assert hand_tables == [], "a table outside the generated blocks: give it a block its benchmark writes"
+
+
+def test_every_section_of_results_that_the_code_and_documents_cite_exists():
+    """Help texts, docstrings, configs and documents cite RESULTS.md sections by name (``RESULTS.md, "Step caches"``)
+    instead of repeating numbers: each name must still begin a heading there."""
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8"), flags=re.M)
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "configs").rglob("*.toml"), *DOCUMENTS,
+               *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*")]
+    cited, missing = 0, []
+    for source in sources:
+        text = re.sub(r"\s*\n\s*(#\s*)?", " ", source.read_text(encoding="utf-8"))  # lines (and comments) joined
+        for name in re.findall(r"RESULTS\.md`?[,:]? (?:section )?[\"']([^\"']+)[\"']", text):
+            cited += 1
+            if not any(heading.startswith(name.rstrip(". ")) or re.sub(r"^\d+\. ", "", heading).startswith(name)
+                       for heading in headings):
+                missing.append(f"{source.relative_to(ROOT)}: {name!r}")
+    assert cited >= 10 and missing == []
