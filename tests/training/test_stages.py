@@ -26,7 +26,7 @@ def stage_config(stage, run, data, **extra):
     return config_from_dict(values)
 
 
-def test_text_vae_base_sync_chain(tmp_path, data):
+def test_text_vae_base_sync_chain(tmp_path, data, capfd):
     components = tmp_path / "components"
     common = {"cache_dir": str(tmp_path / "cache"), "cache_batch_size": 3}  # 2 captions + 8 videos: uneven batches
     train(stage_config("text", tmp_path, data, export_dir=str(components),
@@ -44,6 +44,8 @@ def test_text_vae_base_sync_chain(tmp_path, data):
     export = train(stage_config("sync", tmp_path, data, components=str(components), base_model=str(base),
                                 num_views=2, max_azimuth=180.0, max_elevation=90.0, **common),
                    progress_bar=False)
+    bars = [word for word in ("checking videos", "caching", "train ", "%|") if word in capfd.readouterr().err]
+    assert bars == []  # progress_bar=False (train --quiet) silences every bar of the stages, the data's included
 
     # Decoder-only fine-tuning keeps the encoder (and so every latent downstream) unchanged.
     from diffusers import AutoencoderKLWan

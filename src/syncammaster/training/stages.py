@@ -36,10 +36,10 @@ def train(config: TrainConfig, restart: bool = False, progress_bar: bool = True)
     return stage(config, restart=restart, progress_bar=progress_bar)
 
 
-def _index(config: TrainConfig):
+def _index(config: TrainConfig, progress_bar: bool = True):
     from ..data import SceneIndex
 
-    return SceneIndex.build(config.data_root)
+    return SceneIndex.build(config.data_root, progress=progress_bar)
 
 
 # ---------------------------------------------------------------------- text
@@ -56,7 +56,7 @@ def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 
     from ..text import build_caption_tokenizer
 
-    captions = [scene.caption for scene in _index(config)]
+    captions = [scene.caption for scene in _index(config, progress_bar)]
     tokenizer = build_caption_tokenizer(captions, max_vocab_size=config.text.max_vocab_size,
                                         model_max_length=config.max_sequence_length)
     torch.manual_seed(config.seed)
@@ -82,7 +82,7 @@ def train_text(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 def train_vae(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
     from diffusers import AutoencoderKLWan
 
-    index = _index(config)
+    index = _index(config, progress_bar)
     videos = [index.video_path(scene, camera) for scene in index for camera in scene.cameras]
     v = config.vae
     torch.manual_seed(config.seed)
@@ -149,7 +149,7 @@ def _components(config: TrainConfig):
     )
 
 
-def _latent_dataset(config: TrainConfig, index, num_views: int, components):
+def _latent_dataset(config: TrainConfig, index, num_views: int, components, progress_bar: bool = True):
     from ..data import LatentViewDataset, cache_dataset
 
     tokenizer, text_encoder, vae = components
@@ -157,7 +157,8 @@ def _latent_dataset(config: TrainConfig, index, num_views: int, components):
     # whole.
     cache_dataset(index, vae, tokenizer, text_encoder, config.cache_path, num_frames=config.num_frames,
                   height=config.height, width=config.width, max_sequence_length=config.max_sequence_length,
-                  batch_size=config.cache_batch_size, use_lightning=_world_size(config) > 1, devices=config.devices)
+                  batch_size=config.cache_batch_size, use_lightning=_world_size(config) > 1, devices=config.devices,
+                  progress=progress_bar)
     return LatentViewDataset(index, config.cache_path, num_views=num_views, max_az=config.max_azimuth,
                              max_el=config.max_elevation, max_sequence_length=config.max_sequence_length,
                              seed=config.seed, length=config.max_steps * config.batch_size * _world_size(config))
@@ -172,9 +173,9 @@ def _world_size(config: TrainConfig) -> int:
 def train_base(config: TrainConfig, restart: bool = False, progress_bar: bool = True) -> Path:
     from diffusers import WanTransformer3DModel
 
-    index = _index(config)
+    index = _index(config, progress_bar)
     components = _components(config)
-    dataset = _latent_dataset(config, index, 1, components)
+    dataset = _latent_dataset(config, index, 1, components, progress_bar)
     if config.base_model is not None:
         transformer = _load_wan_transformer(config.base_model)
     else:
@@ -252,9 +253,9 @@ def train_sync(config: TrainConfig, restart: bool = False, progress_bar: bool = 
 
     from ..pipeline import WAN_NEGATIVE_PROMPT, SynCamMasterPipeline
 
-    index = _index(config)
+    index = _index(config, progress_bar)
     components = _components(config)
-    dataset = _latent_dataset(config, index, config.num_views, components)
+    dataset = _latent_dataset(config, index, config.num_views, components, progress_bar)
     transformer = _load_sync_start(config.base_model)
     if config.lora_rank > 0:  # the model stays as it is; a LoRA over it is trained (and exported to novel_view_lora/)
         from ..lora import add_novel_view_adapter
