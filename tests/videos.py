@@ -86,3 +86,24 @@ def mean_level_difference(first, second) -> float:
     a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.abs(a - b).mean())
+
+
+def folder_contents(folder) -> dict:
+    """Every file below ``folder`` by relative path: the decoded frames of an .mp4, the bytes of anything else."""
+    from pathlib import Path
+
+    from syncammaster.video import read_video
+
+    root = Path(folder)
+    return {path.relative_to(root): read_video(path) if path.suffix == ".mp4" else path.read_bytes()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def assert_same_contents(first: dict, second: dict) -> None:
+    """Two ``folder_contents``: the same files, equal bytes, and videos the same within ``SAME_VIDEO_LEVELS``."""
+    assert sorted(first) == sorted(second)
+    for path, value in first.items():
+        if isinstance(value, bytes):
+            assert second[path] == value, path
+        else:
+            assert mean_level_difference(value, second[path]) < SAME_VIDEO_LEVELS, path

@@ -28,6 +28,8 @@ from syncammaster.render import (
 from syncammaster.render.rig import LOOK_AT
 from syncammaster.render.world import PALETTE
 
+from videos import assert_same_contents, folder_contents
+
 NUM_SCENES, NUM_VIEWS, NUM_FRAMES, SIZE = 2, 3, 5, 64
 
 
@@ -288,7 +290,7 @@ def test_resume_skips_complete_scenes_and_repairs_partial_ones(tmp_path, monkeyp
     out = tmp_path / "out"
     settings = dict(num_scenes=2, num_views=2, num_frames=5, size=16, seed=11, workers=1, progress=False)
     render_dataset(out, **settings)
-    first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    first = folder_contents(out)
 
     rendered: list[int] = []
     render_scene = dataset_module._render_scene
@@ -301,12 +303,12 @@ def test_resume_skips_complete_scenes_and_repairs_partial_ones(tmp_path, monkeyp
     render_dataset(out, **settings)
     assert rendered == []  # everything was complete
 
-    # An interrupted scene (some files missing, no completion marker) is rendered again, to the same bytes.
+    # An interrupted scene (some files missing, no completion marker) is rendered again, to the same files.
     (_scene_dir(out, 1) / "render.json").unlink()
     (_scene_dir(out, 1) / "videos" / "cam02.mp4").unlink()
     render_dataset(out, **settings)
     assert rendered == [1]
-    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+    assert_same_contents(first, folder_contents(out))
 
     # A folder rendered with other settings is not mixed with new scenes.
     with pytest.raises(ValueError, match="other settings"):
