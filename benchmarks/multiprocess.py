@@ -29,7 +29,7 @@ from syncammaster.app import default_model_dir
 from syncammaster.cameras import CameraRig
 from syncammaster.pipeline import load_model_folder
 
-from harness import add_results_argument, load_average, machine_line, markdown_table, write_results
+from harness import SHIPPED_MODEL, add_results_argument, load_average, machine_line, markdown_table, write_results
 
 PROMPT = "a red sphere bounces on a checkered floor"
 
@@ -97,7 +97,7 @@ def main() -> None:
     print(markdown_table(table))
     if args.results:
         write_results("multiprocess.py", markdown_table(table) + f"\n\nLoad average after: {load_average()}.", machine,
-                      "the shipped small model (src/syncammaster/assets/default_model)")
+                      SHIPPED_MODEL)
 
 if __name__ == "__main__":
     main()

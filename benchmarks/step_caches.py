@@ -51,6 +51,7 @@ from syncammaster.pipeline import use_channels_last_3d
 from syncammaster.step_caches import STEP_CACHE_METHODS, step_cache_config
 
 from harness import (
+    SHIPPED_MODEL,
     Stopwatch,
     add_results_argument,
     load_average,
@@ -324,8 +325,7 @@ def main() -> None:
         text = TABLES[name](args)
         print(f"\n{text}", flush=True)
         if args.results:
-            model = "a random 1.3B-shaped transformer" if name == "big" else (
-                "the shipped small model (src/syncammaster/assets/default_model)")
+            model = "a random 1.3B-shaped transformer" if name == "big" else SHIPPED_MODEL
             write_results(f"step_caches.py {name}", text + f"\n\nLoad average after: {load_average()}.", machine,
                           model)
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")

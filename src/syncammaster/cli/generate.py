@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="compile the transformer's repeated blocks (torch.compile, regional): the first scene "
                         "pays for compiling, the later ones run the compiled blocks; meant for --prompts runs on a GPU "
-                        "(on the 2-core CPU it did not pay: see RESULTS.md, 'Compiled generation')")
+                        "(what it gains on a CPU: RESULTS.md, 'Compiled generation')")
     parser.add_argument("--ranks-per-scene", type=positive_int, default=1, metavar="K",
                         help="with --prompts under torchrun: processes sharing each scene (its guidance branches, "
                         "then its views); the processes form groups of K and each group makes its share of the scenes "

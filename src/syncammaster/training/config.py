@@ -123,8 +123,9 @@ class TrainConfig:
     reference_view_prob: float = 0.0
     # Stage sync: share of the groups with a given view that are same-pose copies instead: every view is the given
     # view's latent at view 0's pose (the identity), each with its own noise, so the model learns to carry the given
-    # view into the others where no geometry is involved (benchmarks/RESULTS.md: trained on real groups alone, the
-    # given view never reaches the generated ones). 0: real groups only.
+    # view into the others where no geometry is involved (docs/model_history.md, "A given view in every group, and the
+    # same-pose copy task": trained on real groups alone, the given view never reaches the generated ones). 0: real
+    # groups only.
     same_pose_prob: float = 0.0
     # Stage sync: train a LoRA of this rank (peft, alpha = rank) on the layers named by ``lora_targets`` instead of the
     # multi-view module: the whole transformer stays frozen, checkpoints hold the adapter alone, and the export is
