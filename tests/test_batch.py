@@ -21,7 +21,7 @@ from syncammaster.render.dataset import scene_seed
 from syncammaster.scene import Scene, write_video
 
 from tiny import CAPTIONS, tiny_pipeline
-from videos import SAME_VIDEO_LEVELS, mean_level_difference
+from videos import assert_same_video
 
 # Small and quick: no guidance (one branch), 5 frames of 16x32, 2 steps.
 FLAGS = ["--frames", "5", "--height", "16", "--width", "32", "--steps", "2", "--guidance-scale", "1", "--views", "2"]
@@ -52,8 +52,7 @@ def frames(folder: Path) -> np.ndarray:
 
 def assert_same_frames(first: Path, second: Path) -> None:
     """Two scene folders hold the same videos, up to H.264 (``videos.SAME_VIDEO_LEVELS``)."""
-    difference = mean_level_difference(frames(first), frames(second))
-    assert difference < SAME_VIDEO_LEVELS, f"{first} and {second} differ by {difference:.2f} levels on average"
+    assert_same_video(frames(first), frames(second), f"{first} and {second}")
 
 
 def test_batch_writes_a_dataset_the_index_reads(model_dir, tmp_path, capsys):
