@@ -196,6 +196,8 @@ def write_results(name: str, body: str, machine: str, model: str | None = None, 
     from syncammaster.atomic import write_atomically
 
     begin, end = results_markers(name)
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist; run from a checkout of the repository, which has it")
     text = path.read_text(encoding="utf-8")
     found = re.search(rf"^{re.escape(begin)}\n.*?^{re.escape(end)}$", text, flags=re.S | re.M)
     if found is None:

@@ -31,3 +31,11 @@ def test_a_document_without_the_block_is_left_as_it_is(tmp_path):
         write_results("batch.py whole", "table", "machine", path=document)
     assert "\n" not in str(stop.value)
     assert document.read_text() == "# Results\n"
+
+
+def test_a_missing_document_stops_the_run_in_one_line_and_is_not_created(tmp_path):
+    document = tmp_path / "RESULTS.md"
+    with pytest.raises(SystemExit, match="does not exist") as stop:
+        write_results("batch.py whole", "table", "machine", path=document)
+    assert "\n" not in str(stop.value)
+    assert not document.exists()
